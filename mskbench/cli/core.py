@@ -1,0 +1,3 @@
+"""Core commands attached to the top-level app: run, validate, plugins, export."""
+
+from mskbench.cli.main import app  # noqa: F401

@@ -1,0 +1,5 @@
+"""`mskbench metrics` commands."""
+
+import typer
+
+app = typer.Typer(help="metrics commands.", no_args_is_help=True)

@@ -1,0 +1,1 @@
+"""mskbench.data."""
