@@ -1,3 +1,118 @@
-"""Core commands attached to the top-level app: run, validate, plugins, export."""
+"""Core commands on the top-level app: run, validate, plugins, export, runs."""
 
-from mskbench.cli.main import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mskbench.cli.main import app
+from mskbench.errors import UserError
+
+DEFAULT_DB = "results/mskbench.duckdb"
+
+
+def _plan(suite_path: Path):
+    from mskbench.plan import build_plan
+    from mskbench.plugin_manager import get_registry
+    from mskbench.suite import load_suite
+
+    suite = load_suite(suite_path)
+    registry = get_registry()
+    return suite, registry, build_plan(suite, registry)
+
+
+@app.command()
+def validate(suite: Annotated[Path, typer.Argument(help="Suite TOML file.")]) -> None:
+    """Check a suite (keys, plugins, params, checkpoints, prompt kinds) without running it."""
+    _, _, plan = _plan(suite)
+    typer.echo(f"{suite}: valid; {len(plan.cells)} cells ({len(plan.skipped)} skipped: missing checkpoints)")
+
+
+@app.command()
+def run(
+    suite: Annotated[Path, typer.Argument(help="Suite TOML file, e.g. suites/zero_shot.toml.")],
+    db: Annotated[str | None, typer.Option(help="DuckDB results file (default: the suite's [output] db).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the last unfinished run of this suite in --db.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the cells, subjects and slice count; run nothing.")] = False,
+    limit_subjects: Annotated[int | None, typer.Option(help="At most N subjects per dataset.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: the suite's device).")] = None,
+    replay_prompts: Annotated[str | None, typer.Option(help="Re-use the prompts recorded by run RUN_ID.")] = None,
+    skip_bad_subjects: Annotated[bool | None, typer.Option(help="Record unreadable subjects as skipped and go on.")] = None,
+) -> None:
+    """Evaluate every dataset × model × prompter × seed cell of SUITE."""
+    from mskbench.runner import RunOptions, run_plan
+    from mskbench.summary import dry_run_report, print_summary
+
+    if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"--device {device}: use auto, cpu or cuda")
+    suite_obj, registry, plan = _plan(suite)
+    console = Console()
+    if dry_run:
+        dry_run_report(plan, limit_subjects, console)
+        return
+    db_path = db or suite_obj.output.get("db", DEFAULT_DB)
+    options = RunOptions(
+        db=db_path, resume=resume, limit_subjects=limit_subjects, device=device,
+        replay_prompts=replay_prompts, skip_bad_subjects=skip_bad_subjects,
+    )
+    result = run_plan(plan, registry, options)
+    for cell_id, reason in sorted(result.skipped_cells.items()):
+        console.print(f"[yellow]skipped[/] {cell_id}: {reason}", highlight=False)
+    print_summary(db_path, result.run_id, console)
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+    """List every discovered plugin, its distribution, and load errors."""
+    from mskbench.plugin_manager import get_registry
+
+    rows = get_registry().rows()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title="mskbench plugins")
+    for column in ("kind", "name", "distribution", "version", "description / error"):
+        table.add_column(column)
+    for row in rows:
+        text = f"[red]{row['error']}[/]" if row["error"] else row["description"]
+        table.add_row(row["kind"] or "?", row["name"], row["distribution"], row["version"] or "", text)
+    Console().print(table)
+
+
+@app.command()
+def export(
+    db: Annotated[Path, typer.Option(help="DuckDB results file.")],
+    table: Annotated[str, typer.Option(help="Table name, e.g. subject_metrics.")],
+    out: Annotated[Path, typer.Option(help="Output file.")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Export one table of a results database to Parquet or CSV."""
+    from mskbench.store import Store
+
+    if fmt not in ("parquet", "csv"):
+        raise UserError(f"--format {fmt}: use parquet or csv")
+    with Store(db, read_only=True) as store:
+        count = store.export(table, out, fmt)
+    typer.echo(f"wrote {count} rows of {table} to {out}")
+
+
+@app.command()
+def runs(db: Annotated[Path, typer.Option(help="DuckDB results file.")] = Path(DEFAULT_DB)) -> None:
+    """List the runs recorded in a results database."""
+    from mskbench.store import Store
+
+    with Store(db, read_only=True) as store:
+        rows = store.execute(
+            "SELECT run_id, suite_name, status, started_at, finished_at FROM runs ORDER BY started_at"
+        ).fetchall()
+    table = Table(title=str(db))
+    for column in ("run_id", "suite", "status", "started", "finished"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) if v is not None else "" for v in row))
+    Console().print(table)

@@ -20,6 +20,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details (INFO) to stderr."),
+) -> None:
+    """Benchmark segmentation foundation models on musculoskeletal MRI."""
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 app.add_typer(data.app, name="data")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(models.app, name="models")

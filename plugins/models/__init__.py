@@ -1,1 +1,15 @@
-"""Built-in models plugins."""
+"""Built-in model plugins: the SAM family and the weight-free baselines.
+
+Each module exposes ``register_plugin(register)``; heavy libraries (torch,
+segment_anything, sam2) are imported inside the factories, so listing plugins
+stays fast.
+"""
+
+from mskbench.hookspecs import hookimpl
+from mskbench_builtins.models import baselines
+
+
+@hookimpl
+def mskbench_register_models(register):
+    for module in (baselines,):
+        module.register_plugin(register)

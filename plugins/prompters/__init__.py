@@ -1,1 +1,92 @@
-"""Built-in prompters plugins."""
+"""Built-in prompters: none, gt_box, jitter_box, points, box_point, yolo.
+
+The semantics of each are in docs/prompters.md; the code lives in
+:mod:`mskbench.prompting`. Factories import their module on first use so
+`mskbench plugins` does not pay for scipy or ultralytics.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mskbench.hookspecs import hookimpl
+from mskbench.params import Param
+
+
+def _lazy(module: str, cls: str):
+    """A factory that imports ``module`` only when a prompter is built."""
+
+    def factory(**params):
+        return getattr(importlib.import_module(module), cls)(**params)
+
+    factory.__name__ = cls
+    factory.__doc__ = f"Build {module}.{cls}."
+    return factory
+
+
+_TARGETS = {
+    "instances": Param(
+        "bool", default=False, help="prompt each 8-connected component separately (instance 1, 2, ...)"
+    ),
+    "min_component_pixels": Param(
+        "int", default=1, minimum=1, help="ignore targets smaller than this many pixels"
+    ),
+}
+_STRATEGY = Param(
+    "str",
+    default="centroid_snapped",
+    choices=("centroid_snapped", "dt_max", "random_interior"),
+    help="where the foreground point goes",
+)
+
+
+@hookimpl
+def mskbench_register_prompters(register):
+    oracle = "mskbench.prompting.oracle"
+    register(
+        name="none",
+        factory=_lazy(oracle, "NonePrompter"),
+        description="No prompt (automatic mode): one 'none' prompt for every requested label.",
+    )
+    register(
+        name="gt_box",
+        factory=_lazy(oracle, "GtBoxPrompter"),
+        description="Tight box of the reference label or component.",
+        params=dict(_TARGETS),
+    )
+    register(
+        name="jitter_box",
+        factory=_lazy(oracle, "JitterBoxPrompter"),
+        description="Tight box with each side moved: outward U[0,s], symmetric ±U[0,s] or fixed s; clipped.",
+        params={
+            "mode": Param("str", default="outward", choices=("outward", "symmetric", "fixed"), help="jitter rule"),
+            "max_shift": Param("float", default=10.0, minimum=0, help="s, in pixels at `resolution`"),
+            "resolution": Param(
+                "str",
+                default="original",
+                choices=("original", "model_1024"),
+                help="pixels of the slice, or of a 1024 longest-side model input",
+            ),
+            **_TARGETS,
+        },
+    )
+    register(
+        name="points",
+        factory=_lazy(oracle, "PointsPrompter"),
+        description="Foreground points inside the target, optional background points around it.",
+        params={
+            "positive": Param("int", default=1, minimum=1, help="number of foreground points"),
+            "strategy": _STRATEGY,
+            "negative": Param("int", default=0, minimum=0, help="number of background points"),
+            "negative_margin": Param(
+                "int", default=10, minimum=0, help="background points lie within the tight box grown by this"
+            ),
+            **_TARGETS,
+        },
+    )
+    register(
+        name="box_point",
+        factory=_lazy(oracle, "BoxPointPrompter"),
+        description="Tight box plus one interior foreground point (SAMRI-style box+point).",
+        params={"strategy": _STRATEGY, **_TARGETS},
+    )

@@ -1,0 +1,5 @@
+"""`python -m mskbench` runs the CLI."""
+
+from mskbench.cli.main import run
+
+run()

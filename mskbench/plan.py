@@ -1,0 +1,202 @@
+"""Turn a validated suite into a plan: the cells and the plugin objects they use.
+
+Everything that can be checked without touching data happens here, so a bad
+suite fails before the first subject is loaded: plugin names, params,
+checkpoints (through each model's preflight), prompt-kind compatibility.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from mskbench.errors import CheckpointError, PluginError, SuiteError
+from mskbench.plugin_manager import PluginInfo, Registry
+from mskbench.protocols import Biomarker, Dataset, Metric, Prompter
+from mskbench.suite import DatasetEntry, ModelEntry, PrompterEntry, Suite
+from mskbench.types import LabelInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One dataset × model × prompter × seed combination."""
+
+    dataset: str
+    model: str
+    prompter: str
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.dataset}:{self.model}:{self.prompter}:{self.seed}"
+
+
+@dataclass
+class PlannedModel:
+    entry: ModelEntry
+    info: PluginInfo
+    params: dict[str, Any]
+    skip_reason: str | None = None
+
+
+@dataclass
+class PlannedBiomarker:
+    name: str
+    plugin: str
+    biomarker: Biomarker
+    structures: list[LabelInfo]
+
+
+@dataclass
+class PlannedDataset:
+    entry: DatasetEntry
+    info: PluginInfo
+    params: dict[str, Any]
+    dataset: Dataset
+    biomarkers: list[PlannedBiomarker] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    suite: Suite
+    cells: list[Cell]
+    skipped: dict[str, str]  # cell_id -> reason
+    datasets: dict[str, PlannedDataset]
+    models: dict[str, PlannedModel]
+    prompters: dict[str, Prompter]
+    prompter_entries: dict[str, PrompterEntry]
+    metrics: list[Metric]
+
+    def cells_for(self, dataset: str) -> list[Cell]:
+        return [cell for cell in self.cells if cell.dataset == dataset]
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The suite with every plugin's defaults filled in, for the manifest."""
+        return {
+            "suite": self.suite.config,
+            "datasets": {name: d.params for name, d in self.datasets.items()},
+            "models": {name: m.params for name, m in self.models.items()},
+            "prompters": {name: e.params for name, e in self.prompter_entries.items()},
+        }
+
+
+def _create(registry: Registry, kind: str, name: str, params: dict[str, Any], where: str) -> Any:
+    try:
+        return registry.create(kind, name, params, where)
+    except PluginError:
+        raise
+    except (TypeError, ValueError, FileNotFoundError) as exc:
+        raise PluginError(f"{where}: cannot create {kind} '{name}': {exc}") from None
+
+
+def _plan_metrics(suite: Suite, registry: Registry) -> list[Metric]:
+    metrics: list[Metric] = []
+    provided: list[str] = []
+    for info in registry.of_kind("metric"):
+        params = suite.metric_params.get(info.name, {})
+        metric = _create(registry, "metric", info.name, params, f"metrics.params.{info.name}")
+        wanted = suite.metric_names is None or any(n in suite.metric_names for n in metric.names)
+        provided.extend(metric.names)
+        if wanted:
+            metrics.append(metric)
+    for key in suite.metric_params:
+        registry.get("metric", key, f"metrics.params.{key}")
+    for name in suite.metric_names or ():
+        if name not in provided:
+            from mskbench.params import suggest
+
+            raise SuiteError(f"metrics.names: unknown metric '{name}'{suggest(name, provided)}; available: {', '.join(provided)}")
+    return metrics
+
+
+def _plan_biomarkers(suite: Suite, registry: Registry, dataset: Dataset, where: str) -> list[PlannedBiomarker]:
+    from mskbench.biomarkers.selection import default_biomarkers, select_structures
+
+    if not suite.biomarkers_enabled:
+        return []
+    if suite.biomarkers is None:
+        anatomy = getattr(dataset, "anatomy", None)
+        entries = [
+            (name, spec.get("plugin", name), spec.get("labels"), spec.get("tissues"), spec.get("params", {}))
+            for name, spec in default_biomarkers(anatomy).items()
+        ]
+    else:
+        entries = [(b.name, b.plugin, b.labels, b.tissues, b.params) for b in suite.biomarkers]
+    planned = []
+    for name, plugin, labels, tissues, params in entries:
+        structures = select_structures(dataset.label_map, names=labels, tissues=tissues)
+        if not structures:
+            log.info("%s: biomarker %s has no matching labels; left out", where, name)
+            continue
+        biomarker = _create(registry, "biomarker", plugin, params, f"biomarkers.{name}")
+        planned.append(PlannedBiomarker(name, plugin, biomarker, structures))
+    return planned
+
+
+def _plan_model(entry: ModelEntry, index: int, registry: Registry) -> PlannedModel:
+    where = f"models[{index}]"
+    info = registry.get("model", entry.plugin, where)
+    params = registry.resolve_params("model", entry.plugin, entry.params, where)
+    planned = PlannedModel(entry, info, params)
+    if info.preflight is not None:
+        try:
+            info.preflight(params, entry.checkpoint)
+        except CheckpointError as exc:
+            if entry.on_missing_checkpoint == "error":
+                raise CheckpointError(f"{where} ({entry.name}): {exc}") from None
+            planned.skip_reason = str(exc)
+            log.warning("skipping model %s: %s", entry.name, exc)
+    return planned
+
+
+def supported_prompts(info: PluginInfo) -> frozenset[str] | None:
+    """What a model accepts, read from its factory without building the model."""
+    value = getattr(info.factory, "supported_prompts", None)
+    return frozenset(value) if value is not None else None
+
+
+def build_plan(suite: Suite, registry: Registry) -> Plan:
+    """Validate every plugin reference of the suite and enumerate its cells."""
+    datasets: dict[str, PlannedDataset] = {}
+    for i, entry in enumerate(suite.datasets):
+        where = f"datasets[{i}]"
+        info = registry.get("dataset", entry.plugin, where)
+        params = registry.resolve_params("dataset", entry.plugin, entry.params, where)
+        dataset = _create(registry, "dataset", entry.plugin, entry.params, where)
+        datasets[entry.name] = PlannedDataset(entry, info, params, dataset)
+    models = {entry.name: _plan_model(entry, i, registry) for i, entry in enumerate(suite.models)}
+    prompters: dict[str, Prompter] = {}
+    for i, entry in enumerate(suite.prompters):
+        prompters[entry.name] = _create(registry, "prompter", entry.plugin, entry.params, f"prompters[{i}]")
+    metrics = _plan_metrics(suite, registry)
+    for name, planned in datasets.items():
+        planned.biomarkers = _plan_biomarkers(suite, registry, planned.dataset, f"datasets.{name}")
+
+    cells: list[Cell] = []
+    skipped: dict[str, str] = {}
+    prompter_entries = {p.name: p for p in suite.prompters}
+    for dataset_name in datasets:
+        for model_index, (model_name, model) in enumerate(models.items()):
+            accepts = supported_prompts(model.info)
+            for prompter_name, prompter in prompters.items():
+                if model.entry.prompters is not None and prompter_name not in model.entry.prompters:
+                    continue
+                missing = set(prompter.produces) - accepts if accepts is not None else set()
+                if missing:
+                    if prompter_entries[prompter_name].only_supported:
+                        continue
+                    raise SuiteError(
+                        f"models[{model_index}] ({model_name}) cannot take prompter '{prompter_name}': "
+                        f"it produces {', '.join(sorted(missing))} prompts but the model supports "
+                        f"{', '.join(sorted(accepts))}; remove the pair with models[{model_index}].prompters "
+                        f"or set only_supported = true on the prompter"
+                    )
+                for seed in suite.seeds:
+                    cell = Cell(dataset_name, model_name, prompter_name, seed)
+                    cells.append(cell)
+                    if model.skip_reason:
+                        skipped[cell.cell_id] = model.skip_reason
+    return Plan(suite, cells, skipped, datasets, models, prompters, prompter_entries, metrics)

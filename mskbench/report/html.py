@@ -1,0 +1,109 @@
+"""HTML building blocks shared by the report and the leaderboard.
+
+Every string that came from the user or the database goes through `esc`;
+the page carries a Content-Security-Policy that forbids any network load,
+so a page that renders at all renders self-contained.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from string import Template
+
+import numpy as np
+import pandas as pd
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _asset(folder: str, name: str) -> str:
+    return resources.files("mskbench.report").joinpath(folder, name).read_text(encoding="utf-8")
+
+
+def page(title: str, body: str, nav: str = "") -> str:
+    """A complete page: inline CSS and the table-sorting script, no external resource."""
+    from mskbench import __version__
+
+    return Template(_asset("templates", "page.html")).substitute(
+        title=esc(title), css=_asset("static", "style.css"), js=_asset("static", "sort.js"), nav=nav, body=body,
+        version=esc(__version__), generated=esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+    )
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as Python numbers (their repr would leak into the page)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def fmt(value: object, digits: int = 3) -> str:
+    """Numbers to fixed significant digits; NaN/None as an em dash."""
+    value = _plain(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1e4 or (value != 0 and abs(value) < 1e-3) else f"{value:.{digits}f}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: the header, how to render a row's cell, and its sort key."""
+
+    header: str
+    render: Callable[[dict], str]
+    sort_key: Callable[[dict], object] | None = None
+    numeric: bool = False
+
+
+def field(name: str, header: str | None = None, digits: int = 3) -> Column:
+    """A column showing one field of the row (escaped, numbers formatted)."""
+    def render(row: dict) -> str:
+        return esc(fmt(row.get(name), digits))
+
+    def sort_key(row: dict) -> object:
+        return row.get(name)
+
+    return Column(header or name, render, sort_key, numeric=True)
+
+
+def table(rows: Sequence[dict] | pd.DataFrame, columns: Sequence[Column], *, sortable: bool = True,
+          table_id: str = "") -> str:
+    """An HTML table; numeric cells carry their raw value in data-sort for the sorter."""
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.to_dict(orient="records")
+    if not rows:
+        return '<p class="muted">No rows.</p>'
+    head = "".join(f"<th scope=\"col\">{esc(c.header)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for column in columns:
+            attrs = ""
+            key = _plain(column.sort_key(row)) if column.sort_key else None
+            if isinstance(key, (int, float)) and not isinstance(key, bool) and math.isfinite(key):
+                attrs = f' data-sort="{key!r}" class="num"'
+            cells.append(f"<td{attrs}>{column.render(row)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    ident = f' id="{esc(table_id)}"' if table_id else ""
+    klass = ' class="sortable"' if sortable else ""
+    return f"<table{klass}{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def image(png_base64: str, caption: str) -> str:
+    return (f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{png_base64}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{esc(text)}</p>'

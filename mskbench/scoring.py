@@ -1,0 +1,67 @@
+"""Turn one (subject, cell)'s predicted masks into metric rows (DESIGN §7).
+
+Slice rows score each evaluated slice per label; subject rows score the
+reassembled 3D volumes, with the mean of the slice values beside them in a
+separately named column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mskbench.data.preprocess import take_slice
+from mskbench.metrics.engine import score_unit, size_bin
+from mskbench.protocols import Metric
+from mskbench.types import LabelInfo
+
+
+def score_subject(
+    reference: np.ndarray,
+    predictions: Mapping[int, np.ndarray],
+    labels: Sequence[LabelInfo],
+    slice_indices: Sequence[int],
+    axis: int,
+    spacing: Sequence[float],
+    metrics: Sequence[Metric],
+    base: Mapping[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Slice and subject metric rows for one subject and one cell.
+
+    ``predictions`` maps label id to a bool volume on the reference grid;
+    ``base`` holds the identifying columns (run_id, cell_id, subject_id).
+    """
+    pixel_spacing = tuple(s for i, s in enumerate(spacing) if i != axis)
+    slice_rows: list[dict[str, Any]] = []
+    subject_rows: list[dict[str, Any]] = []
+    empty = np.zeros(reference.shape, dtype=bool)
+    for label in labels:
+        ref_volume = reference == label.id
+        pred_volume = predictions.get(label.id, empty)
+        per_metric: dict[str, list[float]] = {}
+        for index in slice_indices:
+            ref_slice = take_slice(ref_volume, axis, index)
+            pred_slice = take_slice(pred_volume, axis, index)
+            area_fraction = float(ref_slice.mean())
+            state, values = score_unit(ref_slice, pred_slice, pixel_spacing, metrics)
+            bin_name = size_bin(area_fraction) if area_fraction > 0 else None
+            for metric, value in values.items():
+                per_metric.setdefault(metric, []).append(value.value)
+                slice_rows.append({
+                    **base, "slice_index": int(index), "label": label.id, "label_name": label.name,
+                    "case_state": state, "area_fraction": area_fraction, "size_bin": bin_name,
+                    "metric": metric, "value": value.value, "substituted": value.substituted,
+                })
+        state, values = score_unit(ref_volume, pred_volume, spacing, metrics)
+        for metric, value in values.items():
+            slice_values = np.asarray(per_metric.get(metric, []), dtype=float)
+            finite = slice_values[~np.isnan(slice_values)]
+            subject_rows.append({
+                **base, "label": label.id, "label_name": label.name, "case_state": state, "metric": metric,
+                "value": value.value, "substituted": value.substituted,
+                "slice_mean": float(finite.mean()) if finite.size else float("nan"),
+                "n_slices": int(finite.size),
+            })
+    return slice_rows, subject_rows

@@ -1,0 +1,86 @@
+"""SAM 2 / SAM 2.1 image models (Hiera tiny/small/base+/large) run through ``SAM2ImagePredictor``.
+
+The model is built by ``sam2.build_sam.build_sam2`` from the packaged hydra
+config (with its default post-processing overrides). Encoding is
+``SAM2ImagePredictor.set_image_batch`` (its own ``SAM2Transforms``: square
+resize, ImageNet mean/std; backbone features plus ``no_mem_embed``);
+decoding restores the predictor's features and calls its batched ``predict``,
+so coordinates, the box-as-two-points encoding, mask post-processing and the
+threshold are upstream's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sam2.build_sam import build_sam2
+from sam2.modeling.sam2_base import SAM2Base
+from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+from mskbench.segmenters.prompt_batch import SAM_PROMPTS, PromptGroup
+from mskbench.segmenters.sam_catalog import sam2_checkpoint_key, sam2_config
+from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, to_rgb
+
+_HIGH_RES_KEYS = ("high_res_feats_0", "high_res_feats_1")
+
+
+class Sam2Segmenter(PromptableSegmenter):
+    """SAM 2 through its own image predictor; see the module docstring."""
+
+    supported_prompts = SAM_PROMPTS
+    architecture = "sam2"
+    preprocessing = "sam2.SAM2ImagePredictor: RGB, SAM2Transforms (square resize, ImageNet mean/std)"
+
+    def __init__(self, model: SAM2Base, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        self.predictor = SAM2ImagePredictor(self.model)
+
+    @classmethod
+    def from_checkpoint(
+        cls, version: str, variant: str, precision: str, device: str, checkpoint: str | None
+    ) -> Sam2Segmenter:
+        config = sam2_config(version, variant)
+        model = build_sam2(config, ckpt_path=None, device="cpu")
+        weights = load_weights(model, sam2_checkpoint_key(version, variant), checkpoint, arch=config)
+        return cls(model, device=device, precision=precision, variant=f"{version}/{variant}", weights=weights)
+
+    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        predictor = self.predictor
+        predictor.set_image_batch([to_rgb(image) for image in images])
+        features = predictor._features
+        image_embed = features["image_embed"].cpu()
+        high_res = [level.cpu() for level in features["high_res_feats"]]
+        predictor.reset_predictor()
+        original_size = tuple(int(v) for v in images[0].shape)
+        return [
+            {
+                "image_embed": image_embed[i].clone(),
+                **{key: level[i].clone() for key, level in zip(_HIGH_RES_KEYS, high_res)},
+                "original_size": original_size,
+            }
+            for i in range(len(images))
+        ]
+
+    def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
+        predictor, device = self.predictor, self.device
+        # The predictor's state after set_image, restored from the cached embedding.
+        predictor._features = {
+            "image_embed": embedding["image_embed"][None].to(device),
+            "high_res_feats": [embedding[key][None].to(device) for key in _HIGH_RES_KEYS],
+        }
+        predictor._orig_hw = [tuple(int(v) for v in embedding["original_size"])]
+        predictor._is_image_set, predictor._is_batch = True, False
+        try:
+            masks, scores, _ = predictor.predict(
+                point_coords=group.points,
+                point_labels=group.point_labels,
+                box=group.boxes,
+                multimask_output=group.multimask,
+            )
+        finally:
+            predictor.reset_predictor()
+        masks = masks.reshape(len(group.indices), -1, *masks.shape[-2:]) > 0
+        scores = scores.reshape(len(group.indices), -1)
+        if group.multimask:
+            return masks[np.arange(len(masks)), scores.argmax(axis=1)]
+        return masks[:, 0]

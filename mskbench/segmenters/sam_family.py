@@ -1,0 +1,153 @@
+"""What the SAM-family segmenters share: weights loading, encode/decode batching, the manifest entry.
+
+Each concrete segmenter (:mod:`.sam`, :mod:`.medsam`, :mod:`.sam2_image`)
+supplies only its own model convention: ``_encode_batch`` (same-sized slices
+-> one embedding dict each) and ``_decode_group`` (one embedding, one
+:class:`~mskbench.segmenters.prompt_batch.PromptGroup` -> bool masks). This
+base class does the rest the same way for all of them: one encoder call per
+chunk of equally sized slices, one decoder call per prompt layout, no_grad
+and autocast, prompt checks, the manifest.
+
+Embeddings are ``dict[str, Tensor | int | tuple]`` with CPU tensors, so the
+embedding cache can ``torch.save`` them and reload with ``weights_only=True``,
+and a whole volume of embeddings lives in host memory, not on the GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mskbench.segmenters.checkpoints import (
+    apply_state_dict,
+    expected_sha256,
+    load_checkpoint_state,
+    resolve_checkpoint,
+    sha256_file,
+)
+from mskbench.segmenters.prompt_batch import PromptGroup, check_prompts, group_prompts
+from mskbench.segmenters.torch_utils import effective_precision, inference_context, torch_device
+from mskbench.types import Prompt
+
+log = logging.getLogger(__name__)
+
+Embedding = dict[str, Any]
+
+#: slices per encoder call; bounds the activation memory of a ViT-H global-attention block.
+DEFAULT_ENCODE_BATCH = 4
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a model's weights came from, for the run manifest (None: in-memory model)."""
+
+    path: str | None = None
+    sha256: str | None = None
+
+
+def load_weights(model: torch.nn.Module, key: str, checkpoint: str | None, arch: str) -> Weights:
+    """Load the checkpoint for registry ``key`` (or the suite's path) into ``model``.
+
+    The file is verified against the official sha256 when it is the official
+    file, loaded with ``weights_only=True``, and a state dict for another
+    architecture is one :class:`CheckpointError` naming ``arch``.
+    """
+    path = resolve_checkpoint(key, checkpoint)
+    state = load_checkpoint_state(path, expected_sha256(key, path))
+    apply_state_dict(model, state, path=path, arch=arch)
+    return Weights(str(path), sha256_file(path))
+
+
+class PromptableSegmenter:
+    """Base of the SAM-family segmenters; see the module docstring for the split of work."""
+
+    supported_prompts: frozenset[str] = frozenset()
+    architecture: str = ""
+    #: names the image and prompt transforms; part of the embedding-cache key.
+    preprocessing: str = ""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        device: str,
+        precision: str,
+        variant: str,
+        weights: Weights | None = None,
+        encode_batch: int = DEFAULT_ENCODE_BATCH,
+    ) -> None:
+        self.device = torch_device(device)
+        self.precision = effective_precision(self.device, precision)
+        self.model = model.to(self.device).eval()
+        self.variant = variant
+        self.weights = weights or Weights()
+        self.encode_batch = max(1, int(encode_batch))
+
+    # -- the Segmenter protocol --------------------------------------------------------------
+
+    def encode(self, images: Sequence[np.ndarray]) -> list[Embedding]:
+        """One embedding per uint8 H×W slice; equally sized slices share encoder calls."""
+        for image in images:
+            if not (isinstance(image, np.ndarray) and image.ndim == 2 and image.dtype == np.uint8):
+                raise ValueError(
+                    f"{self.architecture} encodes uint8 H×W slices, got "
+                    f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}"
+                )
+        embeddings: list[Embedding | None] = [None] * len(images)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(index)
+        with inference_context(self.device, self.precision):
+            for indices in by_shape.values():
+                for start in range(0, len(indices), self.encode_batch):
+                    chunk = indices[start : start + self.encode_batch]
+                    for index, embedding in zip(chunk, self._encode_batch([images[i] for i in chunk])):
+                        embeddings[index] = embedding
+        return embeddings  # type: ignore[return-value]
+
+    def decode(self, embedding: Embedding, prompts: Sequence[Prompt]) -> np.ndarray:
+        """Bool masks (len(prompts), H, W) in the slice's pixels, one decoder call per prompt layout."""
+        height, width = (int(v) for v in embedding["original_size"])
+        check_prompts(prompts, self.supported_prompts, (height, width), self.architecture)
+        masks = np.zeros((len(prompts), height, width), dtype=bool)
+        with inference_context(self.device, self.precision):
+            for group in group_prompts(prompts):
+                masks[list(group.indices)] = self._decode_group(embedding, group)
+        return masks
+
+    def describe(self) -> dict[str, Any]:
+        """Manifest entry: what ran, from which weights, how."""
+        return {
+            "architecture": self.architecture,
+            "variant": self.variant,
+            "checkpoint": self.weights.path,
+            "checkpoint_sha256": self.weights.sha256,
+            "precision": self.precision,
+            "device": str(self.device),
+            "preprocessing": self.preprocessing,
+            "supported_prompts": sorted(self.supported_prompts),
+        }
+
+    # -- supplied by each model --------------------------------------------------------------
+
+    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        raise NotImplementedError
+
+    def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
+        raise NotImplementedError
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """A grayscale uint8 slice as the H×W×3 RGB uint8 image the SAM predictors take."""
+    return np.repeat(image[:, :, None], 3, axis=2)
+
+
+def best_of_multimask(masks: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """(n, C, H, W) masks -> (n, H, W): the mask with the highest predicted IoU per prompt."""
+    best = scores.argmax(dim=1)
+    return masks[torch.arange(masks.shape[0], device=masks.device), best]

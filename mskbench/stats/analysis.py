@@ -1,0 +1,170 @@
+"""All of DESIGN §9 in one call, and the `stats_*` tables it writes back to DuckDB."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from mskbench.errors import StoreError, UserError
+from mskbench.stats import data
+from mskbench.stats.agreement import agreement_row
+from mskbench.stats.compare import TestSettings, compare_models
+from mskbench.stats.mixed import acquisition_effects
+from mskbench.stats.ranking import ranking
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """Everything that changes a number: recorded in `stats_settings`."""
+
+    alpha: float = 0.05
+    min_subjects: int = 6
+    n_boot: int = 1000
+    seed: int = 0
+    metrics: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+
+    @property
+    def tests(self) -> TestSettings:
+        return TestSettings(alpha=self.alpha, min_subjects=self.min_subjects)
+
+    def rng_for(self, key: Sequence[object]) -> np.random.Generator:
+        """A generator per analysis block, derived from the seed and the block's names."""
+        digest = zlib.crc32("\x1f".join(map(str, key)).encode())
+        return np.random.default_rng([self.seed, digest])
+
+
+@dataclass
+class StatsResults:
+    """The analysis tables; names match the DuckDB tables (`stats_<name>`)."""
+
+    summary: pd.DataFrame
+    friedman: pd.DataFrame
+    pairwise: pd.DataFrame
+    ranking: pd.DataFrame
+    agreement: pd.DataFrame
+    unpaired_biomarkers: pd.DataFrame
+    mixed_effects: pd.DataFrame
+    mixed_status: pd.DataFrame
+    vif: pd.DataFrame
+    settings: StatsSettings = field(default_factory=StatsSettings)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in TABLE_NAMES}
+
+    def to_json(self) -> str:
+        payload = {"settings": asdict(self.settings)}
+        payload |= {name: records(frame) for name, frame in self.tables().items()}
+        return json.dumps(payload, indent=2, default=str)
+
+
+TABLE_NAMES = ("summary", "friedman", "pairwise", "ranking", "agreement", "unpaired_biomarkers",
+               "mixed_effects", "mixed_status", "vif")
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    def clean(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, np.generic):
+            return clean(value.item())
+        return value
+
+    return [{k: clean(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def summarize(values: pd.DataFrame, skipped: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± sd, median and n per (dataset, model, prompter, metric, structure), with the counts beside."""
+    keys = ["dataset", "model", "prompter", "metric", "structure"]
+    grouped = values.groupby(keys, sort=True)
+    out = grouped["value"].agg(n="count", mean="mean", sd="std", median="median").reset_index()
+    out["excluded"] = grouped["excluded"].sum().to_numpy().astype(int)
+    out["substituted"] = grouped["substituted"].sum().to_numpy().astype(int)
+    out = out.merge(skipped, on=["dataset", "model", "prompter"], how="left")
+    out["skipped"] = out["skipped"].fillna(0).astype(int)
+    return out
+
+
+def agreement(pairs: pd.DataFrame, settings: StatsSettings) -> pd.DataFrame:
+    keys = ["dataset", "model", "prompter", "structure", "biomarker", "method", "unit"]
+    if pairs.empty:
+        return pd.DataFrame(columns=[*keys, "status", "reason"])
+    rows = []
+    for key, group in pairs.groupby(keys, sort=True):
+        row = agreement_row(group, settings.tests, settings.rng_for(("agreement", *key)), settings.n_boot)
+        rows.append(dict(zip(keys, key)) | row)
+    return pd.DataFrame(rows)
+
+
+def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> StatsResults:
+    """Read the subject-level rows and run every analysis."""
+    if settings.models:
+        data.check_names(settings.models, data.known_models(con), "--model")
+    values = data.subject_metrics(con, list(settings.metrics) or None)
+    if settings.metrics:
+        known = set(values["metric"])
+        missing = [m for m in settings.metrics if m not in known]
+        if missing:
+            listed = [r[0] for r in con.execute("SELECT DISTINCT metric FROM subject_metrics ORDER BY 1").fetchall()]
+            data.check_names(missing, listed, "--metric")
+    if settings.models:
+        values = values[values["model"].isin(settings.models)]
+    if values.empty:
+        raise UserError("the database holds no subject metrics yet; finish a `mskbench run` first")
+    friedman, pairwise = compare_models(values, settings.tests)
+    ranks = ranking(values, lambda key: settings.rng_for(("ranking", *key)), settings.n_boot, settings.min_subjects)
+    pairs, unpaired = data.biomarker_pairs(con)
+    if settings.models and not pairs.empty:
+        pairs = pairs[pairs["model"].isin(settings.models)]
+    coef, vif, status = acquisition_effects(values, data.acquisition(con), settings.min_subjects)
+    return StatsResults(
+        summary=summarize(values, data.skipped_counts(con)), friedman=friedman, pairwise=pairwise,
+        ranking=ranks, agreement=agreement(pairs, settings), unpaired_biomarkers=unpaired,
+        mixed_effects=coef, mixed_status=status, vif=vif, settings=settings,
+    )
+
+
+def write_tables(path: str | Path, results: StatsResults) -> list[str]:
+    """Replace the `stats_*` tables in the results database; returns their names."""
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        raise StoreError(f"{path}: cannot write the stats tables ({str(exc).splitlines()[0]}); "
+                         "close other programs using it or pass --no-write") from None
+    written = []
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for name, frame in results.tables().items():
+            table = f"stats_{name}"
+            if frame.empty and not len(frame.columns):
+                frame = pd.DataFrame({"status": pd.Series(dtype="string")})
+            con.register("_frame", frame)
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
+            con.unregister("_frame")
+            written.append(table)
+        settings = pd.DataFrame([asdict(results.settings) | {
+            "metrics": ",".join(results.settings.metrics), "models": ",".join(results.settings.models),
+            "created_at": datetime.now(timezone.utc).replace(tzinfo=None)}])
+        con.register("_frame", settings)
+        con.execute("CREATE OR REPLACE TABLE stats_settings AS SELECT * FROM _frame")
+        con.unregister("_frame")
+        written.append("stats_settings")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+    return written

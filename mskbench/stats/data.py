@@ -1,0 +1,193 @@
+"""Read the subject-level records the analyses run on (DESIGN §5, §9).
+
+Every analysis works on one value per (dataset, model, prompter, subject,
+structure): when a subject was evaluated under several prompt seeds the seed
+values are averaged (the prompt noise is not the subject's variability), and
+when several runs hold the same (cell, subject) the most recent run wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from mskbench.errors import StoreError, UserError
+from mskbench.params import suggest
+
+log = logging.getLogger(__name__)
+
+REQUIRED_TABLES = ("cells", "subject_metrics")
+ALL_LABELS = "mean over labels"
+"""Structure name of the per-subject mean over a dataset's labels."""
+
+ACQUISITION_COLUMNS = (
+    "te_ms", "tr_ms", "flip_angle_deg", "slice_thickness_mm", "pixel_spacing_mm",
+    "acquisition_type", "field_strength_t", "vendor",
+)
+
+
+def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open a results database read-only and check it holds mskbench's tables."""
+    from mskbench.store import Store
+
+    con = Store(path, read_only=True).con
+    missing = [t for t in REQUIRED_TABLES if t not in tables(con)]
+    if missing:
+        con.close()
+        raise StoreError(
+            f"{path}: not an mskbench results database (missing table {', '.join(missing)}); "
+            f"pass the --db written by `mskbench run`"
+        )
+    return con
+
+
+def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def _latest_run_order(con: duckdb.DuckDBPyConnection) -> str:
+    """ORDER BY clause ranking rows by recency of their run (runs table optional)."""
+    if "runs" in tables(con):
+        return "(SELECT started_at FROM runs r WHERE r.run_id = c.run_id) DESC NULLS LAST, c.run_id DESC"
+    return "c.run_id DESC"
+
+
+def subject_metrics(con: duckdb.DuckDBPyConnection, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per (dataset, model, prompter, subject, structure, metric).
+
+    Columns: value (seed mean, NaN when every seed was excluded), excluded
+    (the value is NaN, e.g. both masks empty), substituted (any seed's value
+    was a substitute such as HD95 = image diagonal), n_seeds.
+    Adds the structure ``ALL_LABELS``: the subject's mean over its labels.
+    """
+    where = ""
+    params: list[object] = []
+    if metrics:
+        where = f"WHERE m.metric IN ({', '.join('?' for _ in metrics)})"
+        params = list(metrics)
+    rows = con.execute(
+        f"""
+        SELECT c.dataset, c.model, c.prompter, c.seed, m.subject_id, m.label_name AS structure,
+               m.metric, m.value, coalesce(m.substituted, false) AS substituted
+        FROM subject_metrics m JOIN cells c USING (run_id, cell_id)
+        {where}
+        QUALIFY row_number() OVER (
+            PARTITION BY c.dataset, c.model, c.prompter, c.seed, m.subject_id, m.label_name, m.metric
+            ORDER BY {_latest_run_order(con)}) = 1
+        """,
+        params,
+    ).df()
+    if rows.empty:
+        return pd.DataFrame(columns=["dataset", "model", "prompter", "subject_id", "structure", "metric",
+                                     "value", "excluded", "substituted", "n_seeds"])
+    rows["value"] = rows["value"].astype(float)
+    keys = ["dataset", "model", "prompter", "subject_id", "structure", "metric"]
+    per_subject = rows.groupby(keys, sort=True).agg(
+        value=("value", "mean"), substituted=("substituted", "any"), n_seeds=("seed", "nunique")
+    ).reset_index()
+    per_subject["excluded"] = per_subject["value"].isna()
+    return pd.concat([per_subject, _label_mean(per_subject)], ignore_index=True)
+
+
+def _label_mean(per_subject: pd.DataFrame) -> pd.DataFrame:
+    """The per-subject mean over labels, for datasets with more than one label."""
+    keys = ["dataset", "model", "prompter", "subject_id", "metric"]
+    n_labels = per_subject.groupby("dataset")["structure"].nunique()
+    multi = per_subject[per_subject["dataset"].isin(n_labels[n_labels > 1].index)]
+    if multi.empty:
+        return multi.iloc[0:0]
+    out = multi.groupby(keys, sort=True).agg(
+        value=("value", "mean"), substituted=("substituted", "any"), n_seeds=("n_seeds", "max")
+    ).reset_index()
+    out["structure"] = ALL_LABELS
+    out["excluded"] = out["value"].isna()
+    return out
+
+
+def whole_subject(values: pd.DataFrame) -> pd.DataFrame:
+    """Rows describing the whole subject: the label mean, or the only label of a one-label dataset."""
+    multi = set(values.loc[values["structure"] == ALL_LABELS, "dataset"])
+    return values[(values["structure"] == ALL_LABELS) | ~values["dataset"].isin(multi)]
+
+
+def biomarker_pairs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and prediction biomarker values side by side.
+
+    Returns (pairs, dropped): pairs has one row per (dataset, model, prompter,
+    structure, biomarker, method, unit, subject, instance) with columns
+    ``reference`` and ``prediction``; dropped counts the rows without a
+    finite partner per group (column ``unpaired``).
+    """
+    if "biomarkers" not in tables(con):
+        return pd.DataFrame(), pd.DataFrame()
+    rows = con.execute(
+        f"""
+        SELECT c.dataset, c.model, c.prompter, c.seed, b.subject_id, b.structure, b.biomarker,
+               coalesce(b.method, '') AS method, coalesce(b.unit, '') AS unit,
+               coalesce(b.instance, 0) AS instance, b.source, b.value
+        FROM biomarkers b JOIN cells c USING (run_id, cell_id)
+        QUALIFY row_number() OVER (
+            PARTITION BY c.dataset, c.model, c.prompter, c.seed, b.subject_id, b.structure, b.biomarker,
+                         b.method, b.instance, b.source
+            ORDER BY {_latest_run_order(con)}) = 1
+        """
+    ).df()
+    if rows.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    rows["value"] = rows["value"].astype(float)
+    group = ["dataset", "model", "prompter", "structure", "biomarker", "method", "unit"]
+    keys = group + ["subject_id", "instance"]
+    wide = rows.groupby([*keys, "source"], sort=True)["value"].mean().unstack("source")
+    for source in ("reference", "prediction"):
+        if source not in wide:
+            wide[source] = np.nan
+    wide = wide[["reference", "prediction"]].reset_index()
+    wide.columns.name = None
+    finite = np.isfinite(wide["reference"]) & np.isfinite(wide["prediction"])
+    dropped = wide[~finite].groupby(group).size().rename("unpaired").reset_index()
+    return wide[finite].reset_index(drop=True), dropped
+
+
+def acquisition(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per (dataset, subject) with the acquisition parameters (latest run)."""
+    if "subjects" not in tables(con):
+        return pd.DataFrame(columns=["dataset", "subject_id", *ACQUISITION_COLUMNS])
+    order = "(SELECT started_at FROM runs r WHERE r.run_id = s.run_id) DESC NULLS LAST, s.run_id DESC" \
+        if "runs" in tables(con) else "s.run_id DESC"
+    return con.execute(
+        f"""
+        SELECT s.dataset, s.subject_id, {', '.join('s.' + c for c in ACQUISITION_COLUMNS)}
+        FROM subjects s
+        QUALIFY row_number() OVER (PARTITION BY s.dataset, s.subject_id ORDER BY {order}) = 1
+        """
+    ).df()
+
+
+def skipped_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Subjects the runner skipped, per (dataset, model, prompter)."""
+    if "subject_status" not in tables(con):
+        return pd.DataFrame(columns=["dataset", "model", "prompter", "skipped"])
+    return con.execute(
+        """
+        SELECT c.dataset, c.model, c.prompter, count(DISTINCT s.subject_id) AS skipped
+        FROM subject_status s JOIN cells c USING (run_id, cell_id)
+        WHERE s.status = 'skipped' GROUP BY ALL
+        """
+    ).df()
+
+
+def known_models(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [row[0] for row in con.execute("SELECT DISTINCT model FROM cells ORDER BY 1").fetchall()]
+
+
+def check_names(given: Sequence[str], known: Sequence[str], option: str) -> None:
+    """Raise a one-line UserError for a name that is not in the database."""
+    for name in given:
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            raise UserError(f"{option} {name}: not in the database{suggest(name, list(known))}; known: {listed}")

@@ -1,0 +1,93 @@
+"""`mskbench gate`: read the database, check the names, run every check, render the verdict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mskbench.errors import UserError
+from mskbench.stats import data
+from mskbench.stats.analysis import records
+from mskbench.stats.gate import GateSettings, biomarker_gate, metric_gate
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    baseline: str
+    candidate: str
+    datasets: tuple[str, ...] = ()
+    prompters: tuple[str, ...] = ()
+    metric: str = "dice"
+    structure: str | None = None
+    biomarker: str | None = None
+    max_abs_bias: float | None = None
+
+
+def _distinct(con, sql: str) -> list[str]:
+    return [row[0] for row in con.execute(sql).fetchall() if row[0] is not None]
+
+
+def run_gate(db: str | Path, request: GateRequest, settings: GateSettings) -> tuple[pd.DataFrame, bool]:
+    """All verdict rows and whether every one passed (no rows = reject)."""
+    con = data.open_results(db)
+    try:
+        data.check_names([request.baseline, request.candidate], data.known_models(con), "--baseline/--candidate")
+        if request.baseline == request.candidate:
+            raise UserError(f"--candidate {request.candidate}: same as --baseline; name two different models")
+        data.check_names(request.datasets, _distinct(con, "SELECT DISTINCT dataset FROM cells ORDER BY 1"), "--dataset")
+        data.check_names(request.prompters, _distinct(con, "SELECT DISTINCT prompter FROM cells ORDER BY 1"),
+                         "--prompter")
+        data.check_names([request.metric], _distinct(con, "SELECT DISTINCT metric FROM subject_metrics ORDER BY 1"),
+                         "--metric")
+        values = data.subject_metrics(con, [request.metric])
+        if request.structure is not None:
+            data.check_names([request.structure], sorted(set(values["structure"])), "--structure")
+        pairs = pd.DataFrame()
+        if request.biomarker is not None:
+            pairs, _ = data.biomarker_pairs(con)
+            known = sorted(set(pairs["biomarker"])) if not pairs.empty else []
+            data.check_names([request.biomarker], known, "--biomarker")
+    finally:
+        con.close()
+    values = _restrict(values, request)
+    frames = [metric_gate(values, request.baseline, request.candidate, request.metric, request.structure, settings)]
+    if request.biomarker is not None:
+        frames.append(biomarker_gate(_restrict(pairs, request), request.candidate, request.biomarker,
+                                     float(request.max_abs_bias), settings))
+    verdicts = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
+        not f.empty for f in frames) else pd.DataFrame(columns=["check", "dataset", "prompter", "passed", "reason"])
+    promote = bool(len(verdicts)) and bool(verdicts["passed"].all())
+    return verdicts, promote
+
+
+def _restrict(frame: pd.DataFrame, request: GateRequest) -> pd.DataFrame:
+    if request.datasets:
+        frame = frame[frame["dataset"].isin(request.datasets)]
+    if request.prompters:
+        frame = frame[frame["prompter"].isin(request.prompters)]
+    return frame
+
+
+def verdict_json(verdicts: pd.DataFrame, promote: bool) -> str:
+    return json.dumps({"promote": promote, "checks": records(verdicts)}, indent=2, default=str)
+
+
+def verdict_text(verdicts: pd.DataFrame, promote: bool, request: GateRequest, settings: GateSettings) -> str:
+    """A short fixed-width table a CI log shows well."""
+    header = (f"gate: {request.candidate} vs {request.baseline}  metric={request.metric}  "
+              f"margin={settings.margin:g}  method={settings.method}")
+    lines = [header, f"{'check':<36} {'dataset':<16} {'prompter':<14} {'n':>4} {'mean diff':>10} "
+                     f"{'95% CI':>20}  verdict"]
+    for row in verdicts.to_dict(orient="records"):
+        ci = (f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" if pd.notna(row.get("ci_low")) else "—")
+        mean = f"{row['mean_diff']:+.4f}" if pd.notna(row.get("mean_diff")) else "—"
+        lines.append(f"{str(row['check'])[:36]:<36} {str(row['dataset'])[:16]:<16} {str(row['prompter'])[:14]:<14} "
+                     f"{int(row['n_subjects']):>4} {mean:>10} {ci:>20}  {'PASS' if row['passed'] else 'FAIL'}: "
+                     f"{row['reason']}")
+    if verdicts.empty:
+        lines.append("no (dataset, prompter) holds both models; nothing to judge")
+    lines.append(f"verdict: {'PROMOTE' if promote else 'REJECT'}")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Registration of the weight-free baseline models (box_fill, otsu_box, grabcut_box)."""
+
+from __future__ import annotations
+
+from mskbench.params import Param
+
+
+def _box_fill(**kwargs):
+    from mskbench.segmenters.baselines import BoxFill
+
+    return BoxFill(**kwargs)
+
+
+def _otsu_box(**kwargs):
+    from mskbench.segmenters.baselines import OtsuBox
+
+    return OtsuBox(**kwargs)
+
+
+def _grabcut_box(**kwargs):
+    from mskbench.segmenters.baselines import GrabCutBox
+
+    return GrabCutBox(**kwargs)
+
+
+def register_plugin(register) -> None:
+    """Register the three baselines with the `mskbench_register_models` callback."""
+    register(
+        name="box_fill",
+        factory=_box_fill,
+        description="The filled prompt box: the trivial lower bound every model must beat.",
+    )
+    register(
+        name="otsu_box",
+        factory=_otsu_box,
+        description="Otsu threshold inside the prompt box (OpenCV), largest component.",
+        params={
+            "polarity": Param(
+                "str",
+                default="auto",
+                choices=("auto", "bright", "dark"),
+                help="Object class: auto = the class rarer on the box border; or force bright/dark.",
+            ),
+            "keep_largest": Param("bool", default=True, help="Keep only the largest 8-connected component."),
+        },
+    )
+    register(
+        name="grabcut_box",
+        factory=_grabcut_box,
+        description="OpenCV GrabCut initialised from the prompt box; box+point points seed it.",
+        params={
+            "iterations": Param("int", default=5, minimum=1, maximum=100, help="GrabCut iterations per prompt."),
+            "seed": Param("int", default=0, minimum=0, help="Seed for OpenCV's RNG, set before every call."),
+            "point_radius": Param(
+                "int", default=3, minimum=0, help="Radius in pixels of the fixed disc around each box+point point."
+            ),
+        },
+    )

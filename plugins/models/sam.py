@@ -1,0 +1,40 @@
+"""Model plugin ``sam``: Meta's Segment Anything (ViT-B/L/H), exactly as ``SamPredictor`` runs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mskbench.params import Param
+from mskbench.segmenters.plugin_params import PRECISION_PARAM
+from mskbench.segmenters.prompt_batch import SAM_PROMPTS
+from mskbench.segmenters.sam_catalog import SAM_VARIANTS, check_checkpoint, sam_checkpoint_key
+
+PARAMS = {
+    "variant": Param("str", default="vit_b", choices=SAM_VARIANTS, help="image encoder size"),
+    "precision": PRECISION_PARAM,
+}
+
+
+def make_sam(variant: str, precision: str, device: str, checkpoint: str | None):
+    """Build SAM with segment_anything's registry builder and load the verified checkpoint."""
+    from mskbench.segmenters.sam import SamSegmenter
+
+    return SamSegmenter.from_checkpoint(variant, precision, device, checkpoint)
+
+
+make_sam.supported_prompts = SAM_PROMPTS  # read by the planner without building the model
+
+
+def preflight(params: dict[str, Any], checkpoint: str | None) -> None:
+    check_checkpoint(sam_checkpoint_key(params["variant"]), checkpoint)
+
+
+def register_plugin(register) -> None:
+    register(
+        name="sam",
+        factory=make_sam,
+        description="Segment Anything (ViT-B/L/H) through SamPredictor: box, point or box+point prompts.",
+        params=PARAMS,
+        requires=("checkpoint",),
+        preflight=preflight,
+    )
