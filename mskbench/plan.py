@@ -127,7 +127,7 @@ def _plan_biomarkers(suite: Suite, registry: Registry, dataset: Dataset, where: 
         entries = [(b.name, b.plugin, b.labels, b.tissues, b.params) for b in suite.biomarkers]
     planned = []
     for name, plugin, labels, tissues, params in entries:
-        structures = select_structures(dataset.label_map, names=labels, tissues=tissues)
+        structures = select_structures(dataset.label_map, names=labels, tissues=tissues, default_for=plugin)
         if not structures:
             log.info("%s: biomarker %s has no matching labels; left out", where, name)
             continue

@@ -111,9 +111,11 @@ class Registry:
             if failed:
                 raise PluginError(f"{where}: {kind} '{name}' failed to load: {failed[0].error}")
             valid = self.names(kind)
+            broken = [f for f in self.failures if f.kind in (kind, None)]
+            note = f"; note: {broken[0].distribution}:{broken[0].entry_point} failed to load ({broken[0].error})" if broken else ""
             raise PluginError(
                 f"{where}: unknown {kind} '{name}'{suggest(name, valid)}; available: {', '.join(valid) or 'none'}"
-                " (see `mskbench plugins`)"
+                f" (see `mskbench plugins`){note}"
             )
         return info
 

@@ -35,6 +35,7 @@ from mskbench.types import Prompt, SliceRef, Subject
 log = logging.getLogger(__name__)
 
 PromptKey = tuple[str, int]  # (prompter name, seed)
+QC_SUBJECTS_PER_DATASET = 3  # the report's QC overlays come from the first subjects of each dataset
 
 
 @dataclass
@@ -200,11 +201,11 @@ class Runner:
             return model
         from pathlib import Path
 
-        from mskbench.segmenters.cache import CachedSegmenter, EmbeddingCache
+        from mskbench.segmenters.cache import CachedSegmenter, EmbeddingCache, segmenter_key_prefix
 
         max_gb = float(self.suite.output.get("embedding_cache_max_gb", 2.0))
         cache = EmbeddingCache(Path(directory), max_bytes=int(max_gb * 1e9))
-        prefix = to_json({"plugin": self.plan.models[name].entry.plugin, "describe": model.describe()})
+        prefix = segmenter_key_prefix(self.plan.models[name].entry.plugin, model)
         return CachedSegmenter(model, cache, key_prefix=prefix)
 
     def _record_model_manifest(self, name: str, model: Segmenter, run_id: str) -> None:
@@ -280,7 +281,7 @@ class Runner:
     # -- one subject, all pending cells ------------------------------------------------------
     def run_subject(
         self, result: RunResult, planned: PlannedDataset, subject: Subject, prepared: PreparedSubject,
-        pending: Sequence[Cell], progress: RunProgress,
+        pending: Sequence[Cell], progress: RunProgress, qc: bool = False,
     ) -> None:
         dataset = planned.entry.name
         run_id = result.run_id
@@ -313,7 +314,7 @@ class Runner:
                 key = (cell.prompter, cell.seed)
                 self._write_cell(
                     result, planned, subject, prepared, cell, prompts[key], predictions[key],
-                    reference_biomarkers, timings, prompt_seconds[key], references,
+                    reference_biomarkers, timings, prompt_seconds[key], references, qc,
                 )
 
     def _predict(
@@ -364,7 +365,7 @@ class Runner:
         self, result: RunResult, planned: PlannedDataset, subject: Subject, prepared: PreparedSubject,
         cell: Cell, prompts: dict[int, list[Prompt]], predictions: dict[int, np.ndarray],
         reference_biomarkers: list[dict[str, Any]], model_timings: list[tuple[int, str, float]],
-        prompt_seconds: float, references: dict[int, np.ndarray],
+        prompt_seconds: float, references: dict[int, np.ndarray], qc: bool,
     ) -> None:
         base = {"run_id": result.run_id, "cell_id": cell.cell_id, "subject_id": subject.id}
         buffer = RowBuffer()
@@ -372,7 +373,7 @@ class Runner:
         began = time.perf_counter()
         slice_rows, subject_rows = score_subject(
             prepared.labels, predictions, labels, prepared.slice_indices, prepared.axis,
-            subject.spacing, self.plan.metrics, base,
+            subject.spacing, self.plan.metrics, base, self.suite.metric_names,
         )
         metric_seconds = time.perf_counter() - began
         buffer.extend("slice_metrics", slice_rows)
@@ -390,12 +391,27 @@ class Runner:
             buffer.add("timings", **base, slice_index=k, stage=stage, seconds=seconds, peak_memory_mb=peak)
         for stage, seconds in (("prompt", prompt_seconds), ("metrics", metric_seconds), ("biomarkers", biomarker_seconds)):
             buffer.add("timings", **base, slice_index=-1, stage=stage, seconds=seconds, peak_memory_mb=peak)
+        if qc and prepared.slice_indices:
+            self._buffer_qc(buffer, base, prepared, references, predicted_labels)
         buffer.add(
             "subject_status", **base, dataset=cell.dataset, status="done", reason=None, finished_at=utcnow()
         )
         self.store.write(buffer)
         result.done_pairs += 1
         log.info("committed subject %s cell %s", subject.id, cell.cell_id)
+
+    @staticmethod
+    def _buffer_qc(
+        buffer: RowBuffer, base: dict[str, Any], prepared: PreparedSubject,
+        references: dict[int, np.ndarray], predicted_labels: np.ndarray,
+    ) -> None:
+        """A thumbnail of the slice with the most reference foreground, for the report's QC overlays."""
+        from mskbench.report.qc import encode_qc_slice
+
+        k = max(prepared.slice_indices, key=lambda i: int(np.count_nonzero(references[i])))
+        image = take_slice(prepared.image, prepared.axis, k)
+        thumbnail = encode_qc_slice(image, references[k], take_slice(predicted_labels, prepared.axis, k))
+        buffer.add("qc_slices", **base, slice_index=k, **thumbnail)
 
     def _buffer_prompts(
         self, buffer: RowBuffer, base: dict[str, Any], prompts: dict[int, list[Prompt]],
@@ -436,7 +452,7 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions) -> RunResult:
                 cells = plan.cells_for(name)
                 ids = subject_ids(planned, options.limit_subjects)
                 progress.start_dataset(name, len(ids))
-                for subject_id in ids:
+                for position, subject_id in enumerate(ids):
                     pending = _pending_cells(cells, subject_id, finished, result.skipped_cells)
                     if not pending:
                         progress.advance_subject()
@@ -449,7 +465,8 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions) -> RunResult:
                         subject, prepared = loaded
                         runner.record_subject(result.run_id, name, subject, prepared)
                         progress.start_slices(subject_id, len(prepared.slice_indices) * len({c.model for c in pending}))
-                        runner.run_subject(result, planned, subject, prepared, pending, progress)
+                        qc = position < QC_SUBJECTS_PER_DATASET
+                        runner.run_subject(result, planned, subject, prepared, pending, progress, qc)
                     progress.advance_subject()
         runner.finish(result)
         return result

@@ -7,15 +7,24 @@ separately named column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from mskbench.data.preprocess import take_slice
 from mskbench.metrics.engine import score_unit, size_bin
-from mskbench.protocols import Metric
+from mskbench.protocols import Metric, MetricValue
 from mskbench.types import LabelInfo
+
+
+def _selected(
+    scored: tuple[str, dict[str, MetricValue]], names: Collection[str] | None
+) -> tuple[str, dict[str, MetricValue]]:
+    state, values = scored
+    if names is None:
+        return state, values
+    return state, {name: value for name, value in values.items() if name in names}
 
 
 def score_subject(
@@ -27,11 +36,13 @@ def score_subject(
     spacing: Sequence[float],
     metrics: Sequence[Metric],
     base: Mapping[str, Any],
+    names: Collection[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Slice and subject metric rows for one subject and one cell.
 
     ``predictions`` maps label id to a bool volume on the reference grid;
-    ``base`` holds the identifying columns (run_id, cell_id, subject_id).
+    ``base`` holds the identifying columns (run_id, cell_id, subject_id);
+    ``names`` keeps only those metric values (None keeps all).
     """
     pixel_spacing = tuple(s for i, s in enumerate(spacing) if i != axis)
     slice_rows: list[dict[str, Any]] = []
@@ -45,7 +56,7 @@ def score_subject(
             ref_slice = take_slice(ref_volume, axis, index)
             pred_slice = take_slice(pred_volume, axis, index)
             area_fraction = float(ref_slice.mean())
-            state, values = score_unit(ref_slice, pred_slice, pixel_spacing, metrics)
+            state, values = _selected(score_unit(ref_slice, pred_slice, pixel_spacing, metrics), names)
             bin_name = size_bin(area_fraction) if area_fraction > 0 else None
             for metric, value in values.items():
                 per_metric.setdefault(metric, []).append(value.value)
@@ -54,7 +65,7 @@ def score_subject(
                     "case_state": state, "area_fraction": area_fraction, "size_bin": bin_name,
                     "metric": metric, "value": value.value, "substituted": value.substituted,
                 })
-        state, values = score_unit(ref_volume, pred_volume, spacing, metrics)
+        state, values = _selected(score_unit(ref_volume, pred_volume, spacing, metrics), names)
         for metric, value in values.items():
             slice_values = np.asarray(per_metric.get(metric, []), dtype=float)
             finite = slice_values[~np.isnan(slice_values)]

@@ -42,7 +42,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("sequence", "VARCHAR"), ("te_ms", "DOUBLE"), ("tr_ms", "DOUBLE"), ("flip_angle_deg", "DOUBLE"),
         ("slice_thickness_mm", "DOUBLE"), ("pixel_spacing_mm", "DOUBLE"), ("acquisition_type", "VARCHAR"),
         ("sex", "VARCHAR"), ("age_years", "DOUBLE"), ("weight_kg", "DOUBLE"), ("spacing", "JSON"),
-        ("shape", "JSON"), ("n_slices", "INTEGER"), ("source_sha256", "VARCHAR"),
+        ("shape", "JSON"), ("n_slices", "INTEGER"), ("source_sha256", "JSON"),
     ],
     "subject_status": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("dataset", "VARCHAR"), ("subject_id", "VARCHAR"),
@@ -75,6 +75,10 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("slice_index", "INTEGER"),
         ("stage", "VARCHAR"), ("seconds", "DOUBLE"), ("peak_memory_mb", "DOUBLE"),
     ],
+    "qc_slices": [
+        ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("slice_index", "INTEGER"),
+        ("scale", "DOUBLE"), ("image", "BLOB"), ("reference", "BLOB"), ("prediction", "BLOB"),
+    ],
     "detections": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("slice_index", "INTEGER"),
         ("label", "INTEGER"), ("reference_present", "BOOLEAN"), ("detected", "BOOLEAN"),
@@ -95,6 +99,7 @@ _ARROW_TYPES = {
     "DOUBLE": pa.float64(),
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us"),
+    "BLOB": pa.binary(),
 }
 
 

@@ -53,11 +53,13 @@ def write_suite(tmp_path: Path, name: str = "suite.toml", subjects: int = 2, mod
 
 
 def table(db: Path, sql: str) -> list[tuple]:
+    """Rows of a query; NaN becomes 'nan' so rows compare equal (NaN != NaN)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        rows = con.execute(sql).fetchall()
     finally:
         con.close()
+    return [tuple("nan" if isinstance(v, float) and v != v else v for v in row) for row in rows]
 
 
 def test_run_fills_every_table_and_prints_summary(tmp_path, capsys):
@@ -69,6 +71,7 @@ def test_run_fills_every_table_and_prints_summary(tmp_path, capsys):
         assert table(db, f"SELECT count(*) FROM {name}")[0][0] > 0, name
     assert table(db, "SELECT status FROM runs") == [("finished",)]
     assert table(db, "SELECT count(*) FROM cells WHERE status = 'done'")[0][0] == 4
+    assert {r[0] for r in table(db, "SELECT DISTINCT metric FROM slice_metrics")} == {"dice", "iou", "hd95"}
     sources = {row[0] for row in table(db, "SELECT DISTINCT source FROM biomarkers")}
     assert sources == {"reference", "prediction"}
 
@@ -103,19 +106,19 @@ def _run_cli(args: list[str], **kwargs) -> subprocess.Popen:
 
 
 COMPARE = {
-    "prompts": "subject_id, slice_index, prompt_index, label, kind, x_min, y_min, x_max, y_max, seed",
+    "prompts": "subject_id, slice_index, prompt_index, label, kind, x_min, y_min, x_max, y_max, t.seed AS prompt_seed",
     "slice_metrics": "subject_id, slice_index, label, case_state, metric, value, substituted",
     "subject_metrics": "subject_id, label, case_state, metric, value, slice_mean",
     "biomarkers": "subject_id, structure, biomarker, source, instance, value",
-    "subject_status": "subject_id, status",
+    "subject_status": "subject_id, t.status",
 }
 
 
 def snapshot(db: Path) -> dict[str, list[tuple]]:
-    out = {}
-    for name, columns in COMPARE.items():
-        out[name] = table(db, f"SELECT c.dataset, c.model, c.prompter, {columns} FROM {name} JOIN cells c USING (run_id, cell_id) ORDER BY ALL")
-    return out
+    return {
+        name: table(db, f"SELECT c.dataset, c.model, c.prompter, {columns} FROM {name} t JOIN cells c USING (run_id, cell_id) ORDER BY ALL")
+        for name, columns in COMPARE.items()
+    }
 
 
 @pytest.mark.slow

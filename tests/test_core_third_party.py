@@ -7,17 +7,21 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory, repo):
+def plugin_site(tmp_path_factory):
     """pip-install examples/mskbench-example-plugin into a private directory."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(repo / "examples" / "mskbench-example-plugin")],
+         "--target", str(target), str(REPO / "examples" / "mskbench-example-plugin")],
         check=True,
     )
     return target

@@ -101,7 +101,8 @@ def test_instance_mode_splits_components_and_drops_small_ones(registry):
         (1, (4.0, 5.0, 13.0, 10.0))
     ]
     # per-label mode applies the floor to the whole label: 60 + 9 pixels
-    assert make(registry, "gt_box", min_component_pixels=70).prompts(image, ref, [2], np.random.default_rng(0), WHERE) == []
+    floor = make(registry, "gt_box", min_component_pixels=70)
+    assert floor.prompts(image, ref, [2], np.random.default_rng(0), WHERE) == []
 
 
 def test_instance_mode_uses_eight_connectivity():

@@ -40,7 +40,11 @@ def test_seed_is_stable_across_processes():
     """hashlib, not hash(): a fresh interpreter with another hash seed agrees."""
     code = f"from mskbench.prompting.seeding import prompt_rng; print(prompt_rng(*{KEY!r})[1])"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "123"}
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
     )
     assert int(out.stdout) == prompt_rng(*KEY)[1]
 

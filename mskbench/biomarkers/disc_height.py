@@ -2,9 +2,10 @@
 
 Each disc label is split into instances by 3D connected components (with one
 label per level, each label is normally one instance), numbered cranial to
-caudal by the world S coordinate of their centroids. Per slice, OpenCV's
-``minAreaRect`` fits the smallest rectangle around the convex hull of the
-instance's pixel centres; height is the rectangle side closer to the
+caudal by the world S coordinate of their centroids. Per slice, a minimum-area
+rectangle is fitted around the instance's pixels (OpenCV's ``minAreaRect`` on
+their convex hull, checked against the pixels' principal axes, see
+:func:`rectangle_height`); height is the rectangle side closer to the
 cranio-caudal direction from the affine, in mm, corrected for pixel sampling
 (:func:`sampled_extent`). The disc value is the maximum over slices.
 """
@@ -38,17 +39,33 @@ def rectangle_height(points: np.ndarray, spacing: tuple[float, float], up: np.nd
     """Side of the minimum-area rectangle around pixels ``points`` closest to ``up``, in mm.
 
     ``points`` are (row, column) pixel indices; ``spacing`` is (row, column) mm;
-    ``up`` is a unit (x = column, y = row) vector in mm space. The rectangle comes
-    from ``cv2.minAreaRect`` on the convex hull of the pixel centres; only its
-    orientation is used, the side length is :func:`sampled_extent` along it.
+    ``up`` is a unit (x = column, y = row) vector in mm space. Two orientations
+    compete: ``cv2.minAreaRect`` on the convex hull of the pixel centres, and
+    the principal axes of the pixels. On a coarse grid a slightly tilted disc is
+    a one-step staircase whose centre hull is smallest when axis-aligned, while
+    the principal axes keep the true tilt; the orientation whose rectangle,
+    measured with :func:`sampled_extent`, has the smaller area wins.
     """
     xy = points[:, ::-1] * (spacing[1], spacing[0])
-    hull = cv2.convexHull(xy.astype(np.float32))
-    _, _, angle = cv2.minAreaRect(hull)
+    _, _, angle = cv2.minAreaRect(cv2.convexHull(xy.astype(np.float32)))
     theta = np.deg2rad(angle)
-    sides = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
-    direction = sides[int(np.argmax(np.abs(sides @ up)))]
-    return sampled_extent(xy, direction, spacing)
+    candidates = [np.array([np.cos(theta), np.sin(theta)]), _principal_axis(xy)]
+
+    def sides(axis: np.ndarray) -> tuple[float, float]:
+        normal = np.array([-axis[1], axis[0]])
+        return sampled_extent(xy, axis, spacing), sampled_extent(xy, normal, spacing)
+
+    axis = min(candidates, key=lambda a: float(np.prod(sides(a))))
+    along, across = sides(axis)
+    return along if abs(float(axis @ up)) >= abs(axis[1] * up[0] - axis[0] * up[1]) else across
+
+
+def _principal_axis(xy: np.ndarray) -> np.ndarray:
+    """Unit direction of the largest second moment of the points (x axis when isotropic)."""
+    if len(xy) < 2:
+        return np.array([1.0, 0.0])
+    _, vectors = np.linalg.eigh(np.cov(xy.T))
+    return vectors[:, -1]
 
 
 def sampled_extent(xy: np.ndarray, direction: np.ndarray, spacing: tuple[float, float]) -> float:

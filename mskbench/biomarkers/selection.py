@@ -58,16 +58,22 @@ def select_structures(
     label_map: Mapping[int, LabelInfo],
     names: Sequence[str] | None = None,
     tissues: Sequence[str] | None = None,
+    *,
+    default_for: str | None = None,
 ) -> list[LabelInfo]:
     """Labels chosen by name or tissue class (their union), in label-id order.
 
-    With neither given, every non-background label. A name not in the label map
+    With neither given, the tissue classes :data:`DEFAULT_TISSUES` lists for
+    the biomarker plugin ``default_for``, or every non-background label when
+    that is None or not a built-in. A name not in the label map
     or an unknown tissue class is a :class:`PluginError` naming the nearest
     valid one; a valid tissue class no label has simply selects nothing.
     """
     labels = [info for label_id, info in sorted(label_map.items()) if label_id > 0]
     if names is None and tissues is None:
-        return labels
+        if default_for not in DEFAULT_TISSUES:
+            return labels
+        tissues = DEFAULT_TISSUES[default_for]
     known_names = [info.name for info in labels]
     for name in names or ():
         if name not in known_names:

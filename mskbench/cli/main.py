@@ -39,7 +39,7 @@ app.add_typer(biomarkers.app, name="biomarkers")
 
 def _register_core_commands() -> None:
     """Import the modules whose commands attach to `app` directly."""
-    from mskbench.cli import core  # noqa: F401  (registers run, validate, plugins, ...)
+    from mskbench.cli import analysis, core  # noqa: F401  (register run, validate, stats, report, ...)
 
 
 def main(argv: list[str] | None = None) -> int:

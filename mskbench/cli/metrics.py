@@ -147,22 +147,37 @@ def compute(
     if db is not None:
         from mskbench.metrics.file_store import write_file_metrics
 
-        write_file_metrics(db, rows, {s.case: s.spacing for s in scores}, nsd_tolerance)
-    summary = aggregate(rows, by=["label"]) if folder_mode else None
-
+        write_file_metrics(db, rows, {s.reference_path: s.spacing for s in scores}, nsd_tolerance)
+    summary = _summary(aggregate(rows, by=["label"])) if folder_mode else None
     if as_json:
-        if folder_mode:
-            payload: dict[str, Any] = {
-                "nsd_tolerance_mm": nsd_tolerance,
-                "cases": [_file_json(s) for s in scores],
-                "unmatched_predictions": [str(p) for p in orphans],
-                "summary": [{k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
-                            for row in summary.to_dict(orient="records")],
-            }
-        else:
-            payload = {"nsd_tolerance_mm": nsd_tolerance, **_file_json(scores[0])}
-        typer.echo(json.dumps(payload, indent=2))
-        return
+        _print_json(scores, summary, orphans, nsd_tolerance)
+    else:
+        _print_text(scores, summary, nsd_tolerance)
+
+
+def _summary(summary):
+    """Aggregates ordered by label, then in the metric order of the tables."""
+    order = {name: index for index, name in enumerate(METRIC_ORDER)}
+    return summary.sort_values(["label", "metric"], key=lambda c: c.map(order) if c.name == "metric" else c)
+
+
+def _print_json(scores, summary, orphans, nsd_tolerance: float) -> None:
+    if summary is None:
+        payload: dict[str, Any] = {"nsd_tolerance_mm": nsd_tolerance, **_file_json(scores[0])}
+    else:
+        payload = {
+            "nsd_tolerance_mm": nsd_tolerance,
+            "cases": [_file_json(s) for s in scores],
+            "unmatched_predictions": [str(p) for p in orphans],
+            "summary": [{k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
+                        for row in summary.to_dict(orient="records")],
+        }
+    typer.echo(json.dumps(payload, indent=2))
+
+
+def _print_text(scores, summary, nsd_tolerance: float) -> None:
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal:
         console.width = 200  # piped output: do not truncate the numbers to 80 columns

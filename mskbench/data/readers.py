@@ -72,9 +72,12 @@ def _read_nifti(path: Path) -> Volume:
 
     try:
         image = nib.load(str(path))
+        _check_raw_pixdim(path, type(image.header))
         original = tuple(nib.aff2axcodes(image.affine))
         canonical = nib.as_closest_canonical(image)
         array = np.asanyarray(canonical.dataobj)
+    except DataError:
+        raise
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise DataError(f"{path}: cannot read as NIfTI ({exc}); check the file is complete") from None
     if array.ndim == 4 and array.shape[3] == 1:
@@ -85,6 +88,20 @@ def _read_nifti(path: Path) -> Volume:
     if not all(np.isfinite(z) and z > 0 for z in zooms):
         raise DataError(f"{path}: missing or invalid voxel spacing {tuple(zooms)}; fix pixdim in the header")
     return _volume(array, canonical.affine, str(path), original)
+
+
+def _check_raw_pixdim(path: Path, header_class: type) -> None:
+    """Reject zero voxel sizes that nibabel would silently replace by 1 mm.
+
+    The header is re-read without nibabel's fixes; zero pixdim matters only
+    when no sform supplies the geometry instead.
+    """
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as handle:
+        raw = header_class.from_fileobj(handle, check=False)
+    if int(raw["sform_code"]) == 0 and not all(float(d) > 0 for d in raw["pixdim"][1:4]):
+        raise DataError(f"{path}: missing voxel spacing (pixdim {tuple(float(d) for d in raw['pixdim'][1:4])}); fix the header")
 
 
 def _read_sitk(path: Path) -> Volume:

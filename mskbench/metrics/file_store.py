@@ -41,7 +41,7 @@ def write_file_metrics(
 ) -> str:
     """Append ``rows`` (from :func:`mskbench.metrics.files.to_rows`) in one transaction; return the batch id.
 
-    ``spacings`` maps case_id to the reference spacing in mm.
+    ``spacings`` maps reference_path to the reference spacing in mm.
     """
     import duckdb
 
@@ -50,7 +50,7 @@ def write_file_metrics(
     table.insert(0, "batch_id", batch_id)
     table.insert(1, "scored_at", datetime.now(timezone.utc).replace(tzinfo=None))
     table["nsd_tolerance_mm"] = float(nsd_tolerance_mm)
-    table["spacing"] = table["case_id"].map(lambda case: json.dumps([float(s) for s in spacings[case]]))
+    table["spacing"] = table["reference_path"].map(lambda path: json.dumps([float(s) for s in spacings[path]]))
     table = table[[name for name, _ in COLUMNS]]
     try:
         con = duckdb.connect(str(db_path))

@@ -66,7 +66,7 @@ def read_label_volume(path: str | Path) -> Volume:
         fractional = array[array != np.round(array)]
         if fractional.size:
             raise DataError(
-                f"{path}: label values must be integers, found {fractional.flat[0]!r}; "
+                f"{path}: label values must be integers, found {float(fractional.flat[0])}; "
                 "is this an image or a probability map rather than a label file?"
             )
         array = array.astype(np.int64)
@@ -83,9 +83,9 @@ def check_same_grid(reference: Volume, prediction: Volume) -> None:
         reference.affine, prediction.affine, rtol=0.0, atol=GRID_TOLERANCE_MM
     ):
         raise DataError(
-            f"{prediction.path}: grid (shape {prediction.array.shape}, spacing {prediction.spacing}) differs from "
-            f"the reference {reference.path} (shape {reference.array.shape}, spacing {reference.spacing}, or its "
-            "affine); resample the prediction onto the reference grid"
+            f"{prediction.path}: voxel grid differs from the reference {reference.path} (shape "
+            f"{prediction.array.shape} vs {reference.array.shape}, spacing {prediction.spacing} vs "
+            f"{reference.spacing}, or orientation/origin); resample the prediction onto the reference grid"
         )
 
 

@@ -32,8 +32,8 @@ class OverlapMetrics:
     ) -> dict[str, MetricValue]:
         if case_state == BOTH_EMPTY:
             return {"dice": _UNDEFINED, "iou": _UNDEFINED}
-        both = np.count_nonzero(reference & prediction)
-        total = np.count_nonzero(reference) + np.count_nonzero(prediction)
+        both = int(np.count_nonzero(reference & prediction))
+        total = int(np.count_nonzero(reference)) + int(np.count_nonzero(prediction))
         return {
             "dice": MetricValue(2.0 * both / total),
             "iou": MetricValue(both / (total - both)),

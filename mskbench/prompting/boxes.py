@@ -8,6 +8,8 @@ mask's bounding-rectangle area.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 Box = tuple[float, float, float, float]
@@ -52,3 +54,15 @@ def box_iou(a: Box, b: Box) -> float:
     inter = max(0.0, inter_w) * max(0.0, inter_h)
     union = box_area(a) + box_area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def to_continuous(box: Box) -> Box:
+    """Corner coordinates (x0, y0, x1, y1) of the area an inclusive box covers, as detectors use."""
+    x_min, y_min, x_max, y_max = box
+    return (x_min, y_min, x_max + 1, y_max + 1)
+
+
+def from_continuous(corners: Sequence[float]) -> Box:
+    """The inclusive box of continuous corners; a box narrower than a pixel keeps one pixel."""
+    x0, y0, x1, y1 = (float(v) for v in corners)
+    return (x0, y0, max(x0, x1 - 1), max(y0, y1 - 1))

@@ -18,7 +18,7 @@ DPI = 90
 
 def to_base64(fig) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -26,7 +26,7 @@ def to_base64(fig) -> str:
 def box_plot(groups: Mapping[str, np.ndarray], title: str, ylabel: str) -> str:
     """Box plot with every subject drawn as a jittered point (a rain-cloud without the cloud)."""
     names = list(groups)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 2), 3.4), layout="constrained")
     ax.boxplot([groups[n] for n in names], showfliers=False)
     jitter = np.random.default_rng(0)  # fixed: point placement only, never a result
     for i, name in enumerate(names, start=1):
@@ -43,7 +43,7 @@ def bland_altman_plot(reference: np.ndarray, prediction: np.ndarray, row: Mappin
     """Difference against mean, with the bias and limits of agreement from the stats row."""
     means = (reference + prediction) / 2
     diffs = prediction - reference
-    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    fig, ax = plt.subplots(figsize=(4.6, 3.4), layout="constrained")
     ax.scatter(means, diffs, s=12, alpha=0.7, color="#1f6feb")
     for key, style in (("bias", "-"), ("loa_lower", "--"), ("loa_upper", "--")):
         value = row.get(key)
@@ -61,7 +61,7 @@ def bland_altman_plot(reference: np.ndarray, prediction: np.ndarray, row: Mappin
 def regression_plot(reference: np.ndarray, prediction: np.ndarray, row: Mapping[str, object], title: str,
                     unit: str) -> str:
     """Prediction against reference with the identity line and the fitted line."""
-    fig, ax = plt.subplots(figsize=(4.0, 3.4))
+    fig, ax = plt.subplots(figsize=(4.0, 3.4), layout="constrained")
     ax.scatter(reference, prediction, s=12, alpha=0.7, color="#1f6feb")
     low = float(min(reference.min(), prediction.min()))
     high = float(max(reference.max(), prediction.max()))
@@ -81,7 +81,7 @@ def forest_plot(coef: pd.DataFrame, title: str) -> str:
     """Estimates with 95% CIs, one row per (model/prompter, term), intercept left out."""
     rows = coef[coef["term"] != "Intercept"].reset_index(drop=True)
     labels = [f"{r.model} / {r.prompter}: {r.term}" for r in rows.itertuples()]
-    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(rows) + 1.2), layout="constrained")
     y = np.arange(len(rows))[::-1]
     ax.errorbar(rows["estimate"], y, xerr=[rows["estimate"] - rows["ci_low"], rows["ci_high"] - rows["estimate"]],
                 fmt="o", color="#1f6feb", ecolor="#57606a", capsize=2, markersize=4)
@@ -95,7 +95,7 @@ def forest_plot(coef: pd.DataFrame, title: str) -> str:
 def qc_overlay(image: np.ndarray, reference: np.ndarray, prediction: np.ndarray,
                boxes: Sequence[tuple[float, float, float, float]], title: str) -> str:
     """Slice in grey, reference contour green, prediction contour magenta, prompt boxes yellow."""
-    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    fig, ax = plt.subplots(figsize=(3.2, 3.2), layout="constrained")
     ax.imshow(image, cmap="gray", interpolation="nearest")
     for mask, color in ((reference, "#2da44e"), (prediction, "#d63384")):
         for value in np.unique(mask[mask > 0]):

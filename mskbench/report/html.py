@@ -97,7 +97,8 @@ def table(rows: Sequence[dict] | pd.DataFrame, columns: Sequence[Column], *, sor
         body.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{esc(table_id)}"' if table_id else ""
     klass = ' class="sortable"' if sortable else ""
-    return f"<table{klass}{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="scroll"><table{klass}{ident}><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def image(png_base64: str, caption: str) -> str:

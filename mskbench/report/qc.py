@@ -5,7 +5,7 @@ The results database holds numbers, not images, and re-loading a dataset
 report depend on files and checkpoints that may be gone. So the runner may
 store, for a handful of sampled slices per cell, a small PNG of the slice and
 of the reference and predicted label maps in the optional table `qc_slices`
-(DDL below). The report overlays the prompt boxes recorded in `prompts` for
+(DDL in `mskbench.store.TABLES`). The report overlays the prompt boxes recorded in `prompts` for
 the same slice. A database without that table gets a note saying so, never
 a made-up picture.
 """
@@ -17,9 +17,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mskbench.store import TABLES
+
 QC_TABLE_SQL = (
-    "CREATE TABLE IF NOT EXISTS qc_slices (run_id VARCHAR, cell_id VARCHAR, subject_id VARCHAR, "
-    "slice_index INTEGER, scale DOUBLE, image BLOB, reference BLOB, prediction BLOB)"
+    "CREATE TABLE IF NOT EXISTS qc_slices ("
+    + ", ".join(f"{name} {kind}" for name, kind in TABLES["qc_slices"])
+    + ")"
 )
 MAX_SIDE = 256
 

@@ -9,7 +9,6 @@ regression plots), detector-vs-ground-truth prompts, acquisition effects
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,8 +22,6 @@ from mskbench.report.qc import decode, prompt_boxes, qc_slices
 from mskbench.stats import data
 from mskbench.stats.analysis import StatsResults, StatsSettings, compute_stats
 from mskbench.stats.compare import higher_is_better
-
-log = logging.getLogger(__name__)
 
 SECTIONS = (("runs", "Runs"), ("summary", "Summary"), ("comparison", "Model comparison"),
             ("distributions", "Subject distributions"), ("agreement", "Biomarker agreement"),

@@ -61,6 +61,18 @@ def cache_key_prefix(model_id: str, checkpoint_sha256: str | None, preprocessing
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+def segmenter_key_prefix(plugin: str, segmenter: Any) -> str:
+    """The key prefix of a configured segmenter, from its manifest entry (``describe()``).
+
+    Everything the manifest says shapes the embeddings (architecture, variant,
+    checkpoint sha256, precision, device, preprocessing, params); only the
+    checkpoint *path* is left out, so moving a file keeps its embeddings.
+    """
+    manifest = {k: v for k, v in segmenter.describe().items() if k not in ("checkpoint", "embedding_cache")}
+    preprocessing = json.dumps(manifest, sort_keys=True, default=str)
+    return cache_key_prefix(plugin, manifest.get("checkpoint_sha256"), preprocessing)
+
+
 def _to_storable(value: Any) -> Any:
     """Arrays to tensors (weights_only loading refuses numpy objects); GPU tensors to CPU plus their device."""
     import torch

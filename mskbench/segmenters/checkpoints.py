@@ -258,6 +258,20 @@ def remember_sha256(path: Path, digest: str) -> None:
 # --- loading ------------------------------------------------------------------------------------
 
 
+_WEIGHTS_ONLY_MARKER = "WeightsUnpickler error:"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
+
+
+def _weights_only_reason(exc: BaseException) -> str:
+    """The useful clause of torch's long weights_only refusal, e.g. 'Unsupported global: GLOBAL x.Y ...'."""
+    rest = str(exc).split(_WEIGHTS_ONLY_MARKER, 1)[1].strip()
+    return rest.splitlines()[0].split(". Please")[0].strip()[:160]
+
+
 def load_checkpoint_state(path: Path, expected_sha256: str | None) -> dict[str, Any]:
     """The state dict in a checkpoint, loaded with ``torch.load(weights_only=True)`` on CPU.
 
@@ -282,16 +296,14 @@ def load_checkpoint_state(path: Path, expected_sha256: str | None) -> dict[str, 
     try:
         loaded = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _WEIGHTS_ONLY_MARKER not in str(exc):
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint ({_first_line(exc)}); use the official file") from exc
         raise CheckpointError(
-            f"{path} is not a loadable weights-only PyTorch checkpoint ({first[:160]}); "
-            "use the official checkpoint file"
+            f"{path} holds Python objects that torch.load(weights_only=True) refuses ({_weights_only_reason(exc)}); "
+            "mskbench loads tensors only: use the official checkpoint file"
         ) from exc
-    except Exception as exc:  # torch raises RuntimeError, EOFError, ValueError... for non-checkpoints
-        raise CheckpointError(
-            f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
-            "use the official checkpoint file"
-        ) from exc
+    except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... for non-checkpoints
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({_first_line(exc)}); use the official file") from exc
     state = loaded
     for wrapper in ("model", "state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):

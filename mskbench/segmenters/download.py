@@ -9,6 +9,7 @@ finished file with the wrong hash is removed, never renamed into place.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
@@ -101,10 +102,12 @@ def download(
                             done += len(chunk)
                             if on_progress:
                                 on_progress(done, total)
-                except (OSError, urllib.error.URLError) as exc:
+                except (OSError, http.client.HTTPException) as exc:  # reset, timeout, short body
                     raise CheckpointError(
-                        f"download of {url} stopped at {done} bytes ({exc}); rerun to resume from {part}"
+                        f"download of {url} stopped at {done} bytes ({type(exc).__name__}); rerun to resume from {part}"
                     ) from exc
+                if total is not None and done < total:
+                    raise CheckpointError(f"download of {url} stopped at {done} of {total} bytes; rerun to resume")
     size = part.stat().st_size
     if expected_size is not None and size != expected_size:
         raise CheckpointError(
@@ -136,6 +139,8 @@ def fetch_checkpoint(
     applies unless ``sha256`` is given. A file already in place with the right
     hash is kept; one with a wrong hash is an error (it is never overwritten).
     """
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise CheckpointError(f"--sha256 must be 64 hex digits, got {sha256!r}")
     spec = get_spec(key)
     folder = Path(dest_dir).expanduser() if dest_dir is not None else checkpoint_dir()
     dest = folder / spec.filename

@@ -40,6 +40,7 @@ class MedSamSegmenter(PromptableSegmenter):
 
     supported_prompts = BOX_PROMPTS
     architecture = "medsam"
+    threshold = 0.5  # on sigmoid probabilities, as medsam_inference
     preprocessing = "MedSAM_Inference: 3ch, skimage cubic resize to 1024^2, uint8, min-max [0,1]; box/[W,H,W,H]*1024"
 
     @classmethod
@@ -55,7 +56,8 @@ class MedSamSegmenter(PromptableSegmenter):
 
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         batch = np.stack([medsam_image(image, self._size) for image in images])
-        tensor = torch.tensor(batch).float().permute(0, 3, 1, 2).to(self.device)
+        # contiguous NCHW: a channels-last view sends the patch-embedding conv down another kernel
+        tensor = torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous().to(self.device)
         features = self.model.image_encoder(tensor).cpu()
         original_size = tuple(int(v) for v in images[0].shape)
         return [{"features": item.clone(), "original_size": original_size} for item in features]
@@ -75,4 +77,4 @@ class MedSamSegmenter(PromptableSegmenter):
             multimask_output=False,
         )
         probabilities = F.interpolate(torch.sigmoid(logits), size=(height, width), mode="bilinear", align_corners=False)
-        return (probabilities[:, 0] > 0.5).cpu().numpy()
+        return probabilities[:, 0].float().cpu().numpy()

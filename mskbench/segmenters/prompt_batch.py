@@ -72,7 +72,11 @@ def _check_one(prompt: Prompt, index: int, supported: frozenset[str], shape: tup
                 "(mskbench.prompting.boxes.clip_box) and set clipped=True"
             )
     if "point" in prompt.kind:
-        if not prompt.points or len(prompt.points) != len(prompt.point_labels):
+        if (
+            not prompt.points
+            or len(prompt.points) != len(prompt.point_labels)
+            or any(label not in (0, 1) for label in prompt.point_labels)
+        ):
             raise PluginError(f"{where}: a {prompt.kind} prompt needs points with one label (1 or 0) each")
         for x, y in prompt.points:
             if not (0 <= x <= width - 1 and 0 <= y <= height - 1):

@@ -24,8 +24,8 @@ from mskbench.segmenters.sam_catalog import sam_checkpoint_key, samri_checkpoint
 from mskbench.segmenters.sam_family import (
     Embedding,
     PromptableSegmenter,
-    best_of_multimask,
     load_weights,
+    pick_masks,
     to_rgb,
 )
 
@@ -39,6 +39,7 @@ class SamSegmenter(PromptableSegmenter):
     def __init__(self, model: Sam, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.predictor = SamPredictor(self.model)
+        self.threshold = float(model.mask_threshold)
 
     @classmethod
     def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamSegmenter:
@@ -79,11 +80,12 @@ class SamSegmenter(PromptableSegmenter):
                 predictor.transform.apply_boxes(group.boxes, original_size), dtype=torch.float, device=device
             )
         try:
-            masks, scores, _ = predictor.predict_torch(coords, labels, boxes, multimask_output=group.multimask)
+            logits, iou_predictions, _ = predictor.predict_torch(
+                coords, labels, boxes, multimask_output=group.multimask, return_logits=True
+            )
         finally:
             predictor.reset_image()
-        masks = best_of_multimask(masks, scores) if group.multimask else masks[:, 0]
-        return masks.cpu().numpy()
+        return pick_masks(logits.float().cpu().numpy(), iou_predictions.float().cpu().numpy(), group.multimask)
 
 
 class SamriSegmenter(SamSegmenter):

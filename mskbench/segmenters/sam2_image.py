@@ -12,14 +12,13 @@ threshold are upstream's own.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sam2.build_sam import build_sam2
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from mskbench.segmenters.prompt_batch import SAM_PROMPTS, PromptGroup
 from mskbench.segmenters.sam_catalog import sam2_checkpoint_key, sam2_config
-from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, to_rgb
+from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, pick_masks, to_rgb
 
 _HIGH_RES_KEYS = ("high_res_feats_0", "high_res_feats_1")
 
@@ -34,6 +33,7 @@ class Sam2Segmenter(PromptableSegmenter):
     def __init__(self, model: SAM2Base, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.predictor = SAM2ImagePredictor(self.model)
+        self.threshold = float(self.predictor.mask_threshold)
 
     @classmethod
     def from_checkpoint(
@@ -71,16 +71,16 @@ class Sam2Segmenter(PromptableSegmenter):
         predictor._orig_hw = [tuple(int(v) for v in embedding["original_size"])]
         predictor._is_image_set, predictor._is_batch = True, False
         try:
-            masks, scores, _ = predictor.predict(
+            logits, iou_predictions, _ = predictor.predict(
                 point_coords=group.points,
                 point_labels=group.point_labels,
                 box=group.boxes,
                 multimask_output=group.multimask,
+                return_logits=True,
             )
         finally:
             predictor.reset_predictor()
-        masks = masks.reshape(len(group.indices), -1, *masks.shape[-2:]) > 0
-        scores = scores.reshape(len(group.indices), -1)
-        if group.multimask:
-            return masks[np.arange(len(masks)), scores.argmax(axis=1)]
-        return masks[:, 0]
+        # predict() drops the prompt axis when there is one prompt
+        n = len(group.indices)
+        logits = logits.reshape(n, -1, *logits.shape[-2:])
+        return pick_masks(logits, iou_predictions.reshape(n, -1), group.multimask)

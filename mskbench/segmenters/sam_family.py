@@ -15,7 +15,6 @@ and a whole volume of embeddings lives in host memory, not on the GPU.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +32,6 @@ from mskbench.segmenters.checkpoints import (
 from mskbench.segmenters.prompt_batch import PromptGroup, check_prompts, group_prompts
 from mskbench.segmenters.torch_utils import effective_precision, inference_context, torch_device
 from mskbench.types import Prompt
-
-log = logging.getLogger(__name__)
 
 Embedding = dict[str, Any]
 
@@ -68,6 +65,8 @@ class PromptableSegmenter:
 
     supported_prompts: frozenset[str] = frozenset()
     architecture: str = ""
+    #: a mask is where the decoded score map exceeds this (upstream's own threshold).
+    threshold: float = 0.0
     #: names the image and prompt transforms; part of the embedding-cache key.
     preprocessing: str = ""
 
@@ -111,14 +110,22 @@ class PromptableSegmenter:
         return embeddings  # type: ignore[return-value]
 
     def decode(self, embedding: Embedding, prompts: Sequence[Prompt]) -> np.ndarray:
-        """Bool masks (len(prompts), H, W) in the slice's pixels, one decoder call per prompt layout."""
+        """Bool masks (len(prompts), H, W) in the slice's pixels: :meth:`decode_scores` > ``threshold``."""
+        return self.decode_scores(embedding, prompts) > self.threshold
+
+    def decode_scores(self, embedding: Embedding, prompts: Sequence[Prompt]) -> np.ndarray:
+        """The float32 maps (len(prompts), H, W) the masks are thresholded from, one decoder call per layout.
+
+        Logits for SAM and SAM 2, probabilities for MedSAM, each exactly as
+        its upstream inference computes them before its own threshold.
+        """
         height, width = (int(v) for v in embedding["original_size"])
         check_prompts(prompts, self.supported_prompts, (height, width), self.architecture)
-        masks = np.zeros((len(prompts), height, width), dtype=bool)
+        scores = np.zeros((len(prompts), height, width), dtype=np.float32)
         with inference_context(self.device, self.precision):
             for group in group_prompts(prompts):
-                masks[list(group.indices)] = self._decode_group(embedding, group)
-        return masks
+                scores[list(group.indices)] = self._decode_group(embedding, group)
+        return scores
 
     def describe(self) -> dict[str, Any]:
         """Manifest entry: what ran, from which weights, how."""
@@ -139,6 +146,7 @@ class PromptableSegmenter:
         raise NotImplementedError
 
     def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
+        """Float score maps (n, H, W) for one prompt group."""
         raise NotImplementedError
 
 
@@ -147,7 +155,8 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[:, :, None], 3, axis=2)
 
 
-def best_of_multimask(masks: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """(n, C, H, W) masks -> (n, H, W): the mask with the highest predicted IoU per prompt."""
-    best = scores.argmax(dim=1)
-    return masks[torch.arange(masks.shape[0], device=masks.device), best]
+def pick_masks(maps: np.ndarray, iou_predictions: np.ndarray, multimask: bool) -> np.ndarray:
+    """(n, C, H, W) -> (n, H, W): the only map, or for multimask output the one with the highest predicted IoU."""
+    if not multimask:
+        return maps[:, 0]
+    return maps[np.arange(len(maps)), iou_predictions.argmax(axis=1)]

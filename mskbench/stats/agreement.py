@@ -11,7 +11,7 @@ import pandas as pd
 import pingouin as pg
 from scipy import stats
 
-from mskbench.stats.compare import TestSettings
+from mskbench.stats.compare import Thresholds
 
 ICC_NAMES = ("ICC(C,1)", "ICC3")
 """pingouin >= 0.6 calls ICC(3,1) `ICC(C,1)`; older releases `ICC3`."""
@@ -84,50 +84,57 @@ def heteroscedasticity_p(reference: np.ndarray, prediction: np.ndarray) -> float
     return float(stats.levene(low, high).pvalue)
 
 
-def bland_altman(reference: np.ndarray, prediction: np.ndarray, groups: np.ndarray,
-                 rng: np.random.Generator, n_boot: int, alpha: float = 0.05) -> dict[str, object]:
-    """Bias and 95% limits of agreement of prediction - reference, with their CIs.
-
-    Parametric (Bland & Altman 1999: bias +- 1.96 SD; CI of the bias
-    t * SD/sqrt(n); CI of each limit t * SD * sqrt(3/n)) when Shapiro–Wilk
-    on the differences and the Levene spread test both keep normality and
-    constant spread at `alpha`; otherwise the median and the 2.5/97.5
-    percentiles of the differences, with subject-bootstrap percentile CIs.
-    Written here: no maintained library returns the limits' CIs and the
-    non-parametric variant (pingouin only plots the parametric one).
-    """
-    diffs = prediction - reference
+def parametric_limits(diffs: np.ndarray, alpha: float = 0.05) -> dict[str, object]:
+    """Bias +- 1.96 SD with t-based CIs (Bland & Altman 1999: SE(bias) = SD/sqrt(n), SE(limit) = SD*sqrt(3/n))."""
     n = len(diffs)
-    shapiro_p = float(stats.shapiro(diffs).pvalue) if n >= 3 and np.ptp(diffs) > 0 else np.nan
-    levene_p = heteroscedasticity_p(reference, prediction)
-    rejected = (np.isfinite(shapiro_p) and shapiro_p < alpha) or (np.isfinite(levene_p) and levene_p < alpha)
-    out: dict[str, object] = {"shapiro_p": shapiro_p, "levene_p": levene_p}
-    if not rejected:
-        sd = float(np.std(diffs, ddof=1))
-        bias = float(np.mean(diffs))
-        t = stats.t.ppf(1 - alpha / 2, n - 1)
-        se_bias, se_limit = sd / np.sqrt(n), sd * np.sqrt(3.0 / n)
-        lower, upper = bias - Z_975 * sd, bias + Z_975 * sd
-        return out | {
-            "ba_method": "parametric", "bias": bias, "sd_diff": sd,
-            "bias_ci_low": bias - t * se_bias, "bias_ci_high": bias + t * se_bias,
-            "loa_lower": lower, "loa_lower_ci_low": lower - t * se_limit, "loa_lower_ci_high": lower + t * se_limit,
-            "loa_upper": upper, "loa_upper_ci_low": upper - t * se_limit, "loa_upper_ci_high": upper + t * se_limit,
-        }
+    sd = float(np.std(diffs, ddof=1))
+    bias = float(np.mean(diffs))
+    t = stats.t.ppf(1 - alpha / 2, n - 1)
+    se_bias, se_limit = sd / np.sqrt(n), sd * np.sqrt(3.0 / n)
+    lower, upper = bias - Z_975 * sd, bias + Z_975 * sd
+    return {
+        "ba_method": "parametric", "bias": bias, "sd_diff": sd,
+        "bias_ci_low": bias - t * se_bias, "bias_ci_high": bias + t * se_bias,
+        "loa_lower": lower, "loa_lower_ci_low": lower - t * se_limit, "loa_lower_ci_high": lower + t * se_limit,
+        "loa_upper": upper, "loa_upper_ci_low": upper - t * se_limit, "loa_upper_ci_high": upper + t * se_limit,
+    }
+
+
+def percentile_limits(diffs: np.ndarray, groups: np.ndarray, rng: np.random.Generator, n_boot: int,
+                      alpha: float = 0.05) -> dict[str, object]:
+    """Median and 2.5/97.5 percentiles of the differences, with subject-bootstrap percentile CIs."""
     boot = np.array([
         [np.median(diffs[idx]), *np.percentile(diffs[idx], [2.5, 97.5])]
         for idx in subject_bootstrap(groups, rng, n_boot)
     ])
     lower, upper = np.percentile(diffs, [2.5, 97.5])
-    bias_ci = percentile_ci(boot[:, 0], alpha)
-    lower_ci = percentile_ci(boot[:, 1], alpha)
-    upper_ci = percentile_ci(boot[:, 2], alpha)
-    return out | {
+    bias_ci, lower_ci, upper_ci = (percentile_ci(boot[:, i], alpha) for i in range(3))
+    return {
         "ba_method": "nonparametric", "bias": float(np.median(diffs)), "sd_diff": float(np.std(diffs, ddof=1)),
         "bias_ci_low": bias_ci[0], "bias_ci_high": bias_ci[1],
         "loa_lower": float(lower), "loa_lower_ci_low": lower_ci[0], "loa_lower_ci_high": lower_ci[1],
         "loa_upper": float(upper), "loa_upper_ci_low": upper_ci[0], "loa_upper_ci_high": upper_ci[1],
     }
+
+
+def bland_altman(reference: np.ndarray, prediction: np.ndarray, groups: np.ndarray,
+                 rng: np.random.Generator, n_boot: int, alpha: float = 0.05) -> dict[str, object]:
+    """Bias and 95% limits of agreement of prediction - reference, with their CIs.
+
+    Parametric when Shapiro–Wilk on the differences and the Levene spread
+    test both keep normality and constant spread at `alpha`; otherwise the
+    percentile version. Written here: no maintained library returns the
+    limits' CIs or the non-parametric variant (pingouin only plots the
+    parametric one).
+    """
+    diffs = prediction - reference
+    shapiro_p = float(stats.shapiro(diffs).pvalue) if len(diffs) >= 3 and np.ptp(diffs) > 0 else np.nan
+    levene_p = heteroscedasticity_p(reference, prediction)
+    rejected = (np.isfinite(shapiro_p) and shapiro_p < alpha) or (np.isfinite(levene_p) and levene_p < alpha)
+    tests = {"shapiro_p": shapiro_p, "levene_p": levene_p}
+    if rejected:
+        return tests | percentile_limits(diffs, groups, rng, n_boot, alpha)
+    return tests | parametric_limits(diffs, alpha)
 
 
 def regression(reference: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
@@ -142,7 +149,7 @@ def regression(reference: np.ndarray, prediction: np.ndarray) -> dict[str, float
     return fit | {"spearman_rho": float(rho.statistic), "spearman_p": float(rho.pvalue)}
 
 
-def agreement_row(pairs: pd.DataFrame, settings: TestSettings, rng: np.random.Generator,
+def agreement_row(pairs: pd.DataFrame, settings: Thresholds, rng: np.random.Generator,
                   n_boot: int) -> dict[str, object]:
     """Every agreement figure for one (dataset, model, prompter, structure, biomarker) group."""
     reference = pairs["reference"].to_numpy(float)

@@ -18,7 +18,7 @@ import pandas as pd
 from mskbench.errors import StoreError, UserError
 from mskbench.stats import data
 from mskbench.stats.agreement import agreement_row
-from mskbench.stats.compare import TestSettings, compare_models
+from mskbench.stats.compare import Thresholds, compare_models
 from mskbench.stats.mixed import acquisition_effects
 from mskbench.stats.ranking import ranking
 
@@ -37,8 +37,8 @@ class StatsSettings:
     models: tuple[str, ...] = ()
 
     @property
-    def tests(self) -> TestSettings:
-        return TestSettings(alpha=self.alpha, min_subjects=self.min_subjects)
+    def tests(self) -> Thresholds:
+        return Thresholds(alpha=self.alpha, min_subjects=self.min_subjects)
 
     def rng_for(self, key: Sequence[object]) -> np.random.Generator:
         """A generator per analysis block, derived from the seed and the block's names."""
@@ -123,6 +123,8 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
         values = values[values["model"].isin(settings.models)]
     if values.empty:
         raise UserError("the database holds no subject metrics yet; finish a `mskbench run` first")
+    log.info("analysing %d subject rows in %d comparison blocks", len(values),
+             values.groupby(["dataset", "prompter", "metric", "structure"]).ngroups)
     friedman, pairwise = compare_models(values, settings.tests)
     ranks = ranking(values, lambda key: settings.rng_for(("ranking", *key)), settings.n_boot, settings.min_subjects)
     pairs, unpaired = data.biomarker_pairs(con)

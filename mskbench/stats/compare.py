@@ -30,7 +30,7 @@ ZERO_METHOD = "pratt"
 
 
 @dataclass(frozen=True)
-class TestSettings:
+class Thresholds:
     """Thresholds shared by every test; `min_subjects` below which a test is not computed."""
 
     alpha: float = 0.05
@@ -50,7 +50,7 @@ def align(block: pd.DataFrame, models: list[str] | None = None) -> tuple[pd.Data
     return complete, int(len(wide) - len(complete))
 
 
-def friedman(wide: pd.DataFrame, settings: TestSettings) -> dict[str, object]:
+def friedman(wide: pd.DataFrame, settings: Thresholds) -> dict[str, object]:
     """Friedman chi-square over the aligned models, or the reason it was not computed."""
     n, k = wide.shape
     row: dict[str, object] = {"n_subjects": n, "n_models": k, "statistic": np.nan, "p_value": np.nan}
@@ -68,7 +68,7 @@ def friedman(wide: pd.DataFrame, settings: TestSettings) -> dict[str, object]:
                   "status": "computed", "reason": ""}
 
 
-def wilcoxon_pair(a: np.ndarray, b: np.ndarray, settings: TestSettings) -> dict[str, object]:
+def wilcoxon_pair(a: np.ndarray, b: np.ndarray, settings: Thresholds) -> dict[str, object]:
     """Two-sided paired Wilcoxon signed-rank test of a - b with the declared zero rule."""
     diff = a - b
     n = len(diff)
@@ -85,7 +85,7 @@ def wilcoxon_pair(a: np.ndarray, b: np.ndarray, settings: TestSettings) -> dict[
                   "status": "computed", "reason": ""}
 
 
-def pairwise(wide: pd.DataFrame, metric: str, settings: TestSettings) -> list[dict[str, object]]:
+def pairwise(wide: pd.DataFrame, metric: str, settings: Thresholds) -> list[dict[str, object]]:
     """Every model pair, BH-adjusted over the pairs of this block."""
     rows = []
     for model_a, model_b in combinations(wide.columns, 2):
@@ -111,7 +111,7 @@ def pairwise(wide: pd.DataFrame, metric: str, settings: TestSettings) -> list[di
 BLOCK_KEYS = ["dataset", "prompter", "metric", "structure"]
 
 
-def compare_models(values: pd.DataFrame, settings: TestSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_models(values: pd.DataFrame, settings: Thresholds) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Friedman and pairwise tables for every (dataset, prompter, metric, structure) block."""
     friedman_rows, pair_rows = [], []
     for key, block in values.groupby(BLOCK_KEYS, sort=True):

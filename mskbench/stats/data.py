@@ -8,7 +8,6 @@ when several runs hold the same (cell, subject) the most recent run wins.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +17,6 @@ import pandas as pd
 
 from mskbench.errors import StoreError, UserError
 from mskbench.params import suggest
-
-log = logging.getLogger(__name__)
 
 REQUIRED_TABLES = ("cells", "subject_metrics")
 ALL_LABELS = "mean over labels"

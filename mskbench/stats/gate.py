@@ -79,7 +79,7 @@ def metric_gate(values: pd.DataFrame, baseline: str, candidate: str, metric: str
         diff = sign * (paired[candidate] - paired[baseline]).to_numpy(float)
         rng = np.random.default_rng([settings.seed, len(rows)])
         verdict = non_inferiority(diff, settings, rng)
-        rows.append({"check": f"{metric} non-inferiority ({label})", "dataset": dataset, "prompter": prompter,
+        rows.append({"check": f"{metric} non-inferiority", "structure": label, "dataset": dataset, "prompter": prompter,
                      "baseline_mean": float(paired[baseline].mean()) if len(paired) else np.nan,
                      "candidate_mean": float(paired[candidate].mean()) if len(paired) else np.nan,
                      "dropped_unpaired": int(len(wide) - len(paired))} | verdict)
@@ -93,7 +93,8 @@ def biomarker_gate(pairs: pd.DataFrame, candidate: str, biomarker: str, max_abs_
     chosen = pairs[(pairs["model"] == candidate) & (pairs["biomarker"] == biomarker)]
     for (dataset, prompter, structure), group in chosen.groupby(["dataset", "prompter", "structure"], sort=True):
         n = group["subject_id"].nunique()
-        row = {"check": f"{biomarker} bias ({structure})", "dataset": dataset, "prompter": prompter, "n_subjects": n}
+        row = {"check": f"{biomarker} bias", "structure": structure, "dataset": dataset, "prompter": prompter,
+               "n_subjects": n}
         if n < settings.min_subjects:
             rows.append(row | {"passed": False, "reason": f"not computed: {n} paired subject(s), "
                                                           f"at least {settings.min_subjects} needed"})

@@ -79,14 +79,14 @@ def verdict_text(verdicts: pd.DataFrame, promote: bool, request: GateRequest, se
     """A short fixed-width table a CI log shows well."""
     header = (f"gate: {request.candidate} vs {request.baseline}  metric={request.metric}  "
               f"margin={settings.margin:g}  method={settings.method}")
-    lines = [header, f"{'check':<36} {'dataset':<16} {'prompter':<14} {'n':>4} {'mean diff':>10} "
-                     f"{'95% CI':>20}  verdict"]
+    lines = [header, f"{'check':<28} {'structure':<20} {'dataset':<14} {'prompter':<12} {'n':>4} "
+                     f"{'mean diff':>10} {'95% CI':>20}  verdict"]
     for row in verdicts.to_dict(orient="records"):
         ci = (f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" if pd.notna(row.get("ci_low")) else "—")
         mean = f"{row['mean_diff']:+.4f}" if pd.notna(row.get("mean_diff")) else "—"
-        lines.append(f"{str(row['check'])[:36]:<36} {str(row['dataset'])[:16]:<16} {str(row['prompter'])[:14]:<14} "
-                     f"{int(row['n_subjects']):>4} {mean:>10} {ci:>20}  {'PASS' if row['passed'] else 'FAIL'}: "
-                     f"{row['reason']}")
+        names = [str(row[k])[:w] for k, w in (("check", 28), ("structure", 20), ("dataset", 14), ("prompter", 12))]
+        lines.append(f"{names[0]:<28} {names[1]:<20} {names[2]:<14} {names[3]:<12} {int(row['n_subjects']):>4} "
+                     f"{mean:>10} {ci:>20}  {'PASS' if row['passed'] else 'FAIL'}: {row['reason']}")
     if verdicts.empty:
         lines.append("no (dataset, prompter) holds both models; nothing to judge")
     lines.append(f"verdict: {'PROMOTE' if promote else 'REJECT'}")

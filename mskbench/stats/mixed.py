@@ -8,7 +8,6 @@ dataset's overall difficulty is not mistaken for a protocol effect.
 
 from __future__ import annotations
 
-import logging
 import warnings
 
 import numpy as np
@@ -18,8 +17,6 @@ from statsmodels.stats.outliers_influence import variance_inflation_factor
 from statsmodels.tools.tools import add_constant
 
 from mskbench.stats.data import whole_subject
-
-log = logging.getLogger(__name__)
 
 COVARIATES = ("te_ms", "flip_angle_deg", "slice_thickness_mm", "pixel_spacing_mm", "is_3d")
 VIF_THRESHOLD = 10.0
@@ -47,7 +44,8 @@ def vif_screen(frame: pd.DataFrame, covariates: list[str], threshold: float = VI
             kept.append(name)
     while len(kept) > 1:
         matrix = add_constant(frame[kept].to_numpy(float), has_constant="add")
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a singular design is what the screen is here to find
             vifs = [variance_inflation_factor(matrix, i + 1) for i in range(len(kept))]
         worst = int(np.nanargmax(np.where(np.isfinite(vifs), vifs, np.inf)))
         if np.isfinite(vifs[worst]) and vifs[worst] <= threshold:

@@ -16,7 +16,6 @@ discs as one structure.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from mskbench.data.metadata import acquisition_from_record, demographics_from_record

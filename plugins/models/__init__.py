@@ -1,15 +1,15 @@
 """Built-in model plugins: the SAM family and the weight-free baselines.
 
 Each module exposes ``register_plugin(register)``; heavy libraries (torch,
-segment_anything, sam2) are imported inside the factories, so listing plugins
-stays fast.
+segment_anything, sam2, OpenCV) are imported inside the factories, so listing
+plugins stays fast.
 """
 
 from mskbench.hookspecs import hookimpl
-from mskbench_builtins.models import baselines
+from mskbench_builtins.models import baselines, medsam, sam, sam2, samri
 
 
 @hookimpl
 def mskbench_register_models(register):
-    for module in (baselines,):
+    for module in (baselines, sam, medsam, sam2, samri):
         module.register_plugin(register)

@@ -1,8 +1,16 @@
-"""Registration of the weight-free baseline models (box_fill, otsu_box, grabcut_box)."""
+"""Registration of the weight-free baseline models (box_fill, otsu_box, grabcut_box).
+
+The factories import the implementation (and OpenCV) only when a model is
+built, so listing plugins stays fast; the planner reads each factory's
+``supported_prompts`` without building it.
+"""
 
 from __future__ import annotations
 
 from mskbench.params import Param
+
+#: what every baseline accepts; equal to ``mskbench.segmenters.baselines.BOX_PROMPTS`` (tested)
+BASELINE_PROMPTS = frozenset({"box", "box+point"})
 
 
 def _box_fill(**kwargs):
@@ -21,6 +29,10 @@ def _grabcut_box(**kwargs):
     from mskbench.segmenters.baselines import GrabCutBox
 
     return GrabCutBox(**kwargs)
+
+
+for _factory in (_box_fill, _otsu_box, _grabcut_box):
+    _factory.supported_prompts = BASELINE_PROMPTS
 
 
 def register_plugin(register) -> None:

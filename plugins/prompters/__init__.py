@@ -90,3 +90,16 @@ def mskbench_register_prompters(register):
         description="Tight box plus one interior foreground point (SAMRI-style box+point).",
         params={"strategy": _STRATEGY, **_TARGETS},
     )
+    register(
+        name="yolo",
+        factory=_lazy("mskbench.prompting.yolo", "YoloPrompter"),
+        description="Boxes from a YOLO detector trained with `mskbench detector train` (score and class recorded).",
+        params={
+            "weights": Param("path", help="the .pt written by `mskbench detector train` (its .json card beside it)"),
+            "conf": Param("float", default=0.25, minimum=0.0, maximum=1.0, help="minimum detector score"),
+            "top_k": Param("int", default=1, minimum=1, help="boxes kept per label and slice, best first"),
+            "imgsz": Param("int", default=0, minimum=0, help="inference size; 0 = the size it was trained at"),
+            "device": Param("str", default="cpu", help="torch device for inference"),
+        },
+        requires=("detector weights",),
+    )
