@@ -10,8 +10,9 @@ import logging
 import resource
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -440,6 +441,35 @@ def _pending_cells(cells: Sequence[Cell], subject_id: str, finished: set[tuple[s
     return [c for c in cells if c.cell_id not in skipped and (c.cell_id, subject_id) not in finished]
 
 
+def _prefetch(runner: Runner, planned: PlannedDataset, work: Sequence[tuple[int, str, list[Cell]]]) -> Iterator[
+    tuple[int, str, list[Cell], tuple[Subject, PreparedSubject] | str]
+]:
+    """Yield each work item with its loaded subject, loading the next one in a background thread.
+
+    Reading and preprocessing (file I/O, decompression, percentiles, connected
+    components) mostly release the GIL, so they overlap with encoding and
+    scoring of the current subject. At most two subjects are in memory.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mskbench-load") as pool:
+        queue: deque = deque()
+        items = iter(work)
+        for item in items:
+            queue.append((item, pool.submit(runner.try_load, planned, item[1])))
+            break
+        while queue:
+            item, future = queue.popleft()
+            following = next(items, None)
+            if following is not None:
+                queue.append((following, pool.submit(runner.try_load, planned, following[1])))
+            try:
+                loaded = future.result()
+            except BaseException:
+                for _, pending_future in queue:
+                    pending_future.cancel()
+                raise
+            yield (*item, loaded)
+
+
 def run_plan(plan: Plan, registry: Registry, options: RunOptions) -> RunResult:
     """Run every pending (subject, cell) of the plan; safe to kill and ``--resume``."""
     store = Store(options.db)
@@ -452,12 +482,14 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions) -> RunResult:
                 cells = plan.cells_for(name)
                 ids = subject_ids(planned, options.limit_subjects)
                 progress.start_dataset(name, len(ids))
+                work = []
                 for position, subject_id in enumerate(ids):
                     pending = _pending_cells(cells, subject_id, finished, result.skipped_cells)
-                    if not pending:
+                    if pending:
+                        work.append((position, subject_id, pending))
+                    else:
                         progress.advance_subject()
-                        continue
-                    loaded = runner.try_load(planned, subject_id)
+                for position, subject_id, pending, loaded in _prefetch(runner, planned, work):
                     if isinstance(loaded, str):
                         runner.skip_subject(result.run_id, name, subject_id, pending, loaded)
                         result.skipped_pairs += len(pending)

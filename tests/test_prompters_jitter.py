@@ -105,6 +105,8 @@ def test_negative_nan_or_infinite_shift_is_a_plugin_error(bad):
         JitterBoxPrompter(max_shift=bad)
 
 
-def test_unknown_mode_is_a_plugin_error():
+def test_unknown_mode_or_resolution_is_a_plugin_error():
     with pytest.raises(PluginError, match="mode"):
         JitterBoxPrompter(mode="inward")
+    with pytest.raises(PluginError, match="resolution"):
+        JitterBoxPrompter(resolution="model_512")

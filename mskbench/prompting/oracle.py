@@ -15,7 +15,7 @@ import numpy as np
 
 from mskbench.errors import PluginError
 from mskbench.prompting.boxes import clip_box
-from mskbench.prompting.jitter import JITTER_MODES, check_max_shift, jitter_box, shift_in_pixels
+from mskbench.prompting.jitter import JITTER_MODES, RESOLUTIONS, check_max_shift, jitter_box, shift_in_pixels
 from mskbench.prompting.points import POINT_STRATEGIES, negative_points, positive_points
 from mskbench.prompting.targets import Target, find_targets
 from mskbench.types import Prompt, SliceRef
@@ -94,6 +94,8 @@ class JitterBoxPrompter(_TargetPrompter):
         if mode not in JITTER_MODES:
             raise PluginError(f"mode: {mode!r} is not one of {', '.join(JITTER_MODES)}")
         self.mode = mode
+        if resolution not in RESOLUTIONS:
+            raise PluginError(f"resolution: {resolution!r} is not one of {', '.join(RESOLUTIONS)}")
         self.max_shift = check_max_shift(max_shift)
         self.resolution = resolution
 

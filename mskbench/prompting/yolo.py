@@ -47,7 +47,7 @@ class YoloPrompter:
             if self.card.label_names.get(label) != info.name
         ]
         if wrong:
-            raise PluginError(self._mismatch(", ".join(wrong)))
+            raise PluginError(self._mismatch(wrong))
 
     def _check_labels(self, labels: Sequence[int]) -> None:
         key = tuple(labels)
@@ -55,14 +55,14 @@ class YoloPrompter:
             return
         missing = [str(label) for label in labels if label not in self.card.class_of_label]
         if missing:
-            raise PluginError(self._mismatch(", ".join(missing)))
+            raise PluginError(self._mismatch(missing))
         self._checked.add(key)
 
-    def _mismatch(self, labels: str) -> str:
+    def _mismatch(self, labels: list[str]) -> str:
         return (
             f"detector {self.card.weights.name} was trained on dataset '{self.card.dataset}' with labels "
-            f"{self.card.describe_labels()}; it has no class for label {labels}; retrain it on this dataset "
-            "with `mskbench detector train`"
+            f"{self.card.describe_labels()}; it has no class for label{'s' if len(labels) > 1 else ''} "
+            f"{', '.join(labels)}; retrain it on this dataset with `mskbench detector train`"
         )
 
     def prompts(

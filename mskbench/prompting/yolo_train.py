@@ -112,7 +112,14 @@ def _versions() -> dict[str, str]:
     import torch
     import ultralytics
 
-    return {"ultralytics": ultralytics.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    import mskbench
+
+    return {
+        "mskbench": mskbench.__version__,
+        "ultralytics": ultralytics.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def train_detector(
@@ -143,6 +150,11 @@ def train_detector(
         root = Path(tmp)
         n_train = write_split(root, "train", dataset_slices(dataset, train_ids, axis, preprocess), class_of_label)
         n_val = write_split(root, "val", dataset_slices(dataset, val_ids, axis, preprocess), class_of_label)
+        if n_train == 0 or n_val == 0:
+            raise DataError(
+                f"dataset '{dataset_name}': no slices to {'train' if n_train == 0 else 'validate'} on in split "
+                f"'{split}' after preprocessing; use a split with labelled subjects"
+            )
         data_yaml = write_data_yaml(root, {cls: dataset.label_map[label].name for label, cls in class_of_label.items()})
         log.info("training %s on %d slices (%d validation) for %d epochs", ARCHITECTURE, n_train, n_val, config.epochs)
         model = YOLO(ARCHITECTURE, task="detect")
