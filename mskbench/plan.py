@@ -152,6 +152,20 @@ def _plan_model(entry: ModelEntry, index: int, registry: Registry) -> PlannedMod
     return planned
 
 
+def _check_detector_labels(planned: PlannedDataset, prompters: dict[str, Prompter]) -> None:
+    """A detector trained for another label set fails the plan, not the first slice.
+
+    Only checkable here when the suite keeps the dataset's own labels; with a
+    label selection or merge the prompter checks on its first slice instead.
+    """
+    if planned.entry.labels is not None or planned.entry.merge:
+        return
+    for prompter in prompters.values():
+        check = getattr(prompter, "check_label_map", None)
+        if check is not None:
+            check(planned.dataset.label_map)
+
+
 def supported_prompts(info: PluginInfo) -> frozenset[str] | None:
     """What a model accepts, read from its factory without building the model."""
     value = getattr(info.factory, "supported_prompts", None)
@@ -174,6 +188,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     metrics = _plan_metrics(suite, registry)
     for name, planned in datasets.items():
         planned.biomarkers = _plan_biomarkers(suite, registry, planned.dataset, f"datasets.{name}")
+        _check_detector_labels(planned, prompters)
 
     cells: list[Cell] = []
     skipped: dict[str, str] = {}

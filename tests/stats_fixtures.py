@@ -62,7 +62,7 @@ def plant(path: str | Path, plan: Plan | None = None, **overrides) -> Path:
                     tr_ms=15.0, flip_angle_deg=float(flip[i]), slice_thickness_mm=float(thickness[i]),
                     pixel_spacing_mm=float(spacing[i]), acquisition_type="3D" if is_3d[i] else "2D",
                     sex="F", age_years=50.0, weight_kg=70.0, spacing=to_json([0.5, 0.5, 1.0]),
-                    shape=to_json([16, 64, 64]), n_slices=16, source_sha256="0" * 64)
+                    shape=to_json([16, 64, 64]), n_slices=16, source_sha256=to_json({"image.nii.gz": "0" * 64}))
         reference_thickness = rng.uniform(1.5, 3.0, n_subjects)
         for model, offset in plan.models.items():
             for prompter in plan.prompters:

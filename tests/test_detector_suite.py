@@ -122,4 +122,6 @@ def test_detector_for_another_label_set_stops_the_run_with_one_line(tmp_path, kn
     suite.write_text(textwrap.dedent(SUITE.format(weights=weights)))
     assert main(["run", str(suite), "--db", str(tmp_path / "r.duckdb")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no class for labels 4, 5, 6, 7, 8;" in err[0] and "retrain" in err[0]
+    assert len(err) == 1 and "no class for labels 4 (femoral_cartilage), 5 (tibial_cartilage)" in err[0]
+    assert "retrain" in err[0]
+    assert not (tmp_path / "r.duckdb").exists(), "the mismatch must stop the plan before any run is written"

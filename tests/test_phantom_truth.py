@@ -72,9 +72,45 @@ SHELL_CASES = [
 ]
 
 
+NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+
+
+def is_tip(pixel, pixels) -> bool:
+    """A skeleton pixel ending a branch: one neighbour, or two that touch each other."""
+    near = [(pixel[0] + dr, pixel[1] + dc) for dr, dc in NEIGHBOURS if (pixel[0] + dr, pixel[1] + dc) in pixels]
+    return len(near) <= 1 or (len(near) == 2 and max(abs(near[0][0] - near[1][0]), abs(near[0][1] - near[1][1])) == 1)
+
+
+def pruned(skeleton: np.ndarray, length: int) -> np.ndarray:
+    """The skeleton with every branch tip peeled ``length`` times (standard spur pruning).
+
+    Spurs of up to ``length`` pixels vanish and the medial arc loses ``length``
+    pixels at each end, which does not bias a mean of a value that is constant
+    along the arc.
+    """
+    pixels = set(zip(*(a.tolist() for a in np.nonzero(skeleton)), strict=True))
+    tips = {p for p in pixels if is_tip(p, pixels)}
+    for _ in range(length):
+        pixels -= tips
+        near = {(p[0] + dr, p[1] + dc) for p in tips for dr, dc in NEIGHBOURS} & pixels
+        tips = {p for p in near if is_tip(p, pixels)}
+    out = np.zeros_like(skeleton)
+    if pixels:
+        out[tuple(np.array(sorted(pixels)).T)] = True
+    return out
+
+
 def medial_axis_thickness(mask: np.ndarray, step: float) -> tuple[float, int]:
-    """Mean 2 x distance on skimage's medial axis of a section, and its point count."""
+    """Mean 2 x distance on skimage's medial axis of a section, and its point count.
+
+    Branches up to the largest inscribed radius are pruned first: on a fine
+    raster the pixelated round caps sprout such spurs (from the arc's end to
+    the boundary) erratically with the pixel size, up to -2 % at one pixel
+    size. The pruning would also hide short real branches, so this checks the
+    thickness along the arc, not the shape of its ends.
+    """
     skeleton, distance = medial_axis(mask, return_distance=True)
+    skeleton = pruned(skeleton, int(np.ceil(distance[skeleton].max())) + 2)
     return float(2 * step * distance[skeleton].mean()), int(skeleton.sum())
 
 
@@ -82,11 +118,8 @@ def medial_axis_thickness(mask: np.ndarray, step: float) -> tuple[float, int]:
 def test_knee_thickness_matches_medial_axis_edt_on_a_fine_raster(index, name):
     """DESIGN §8 on a 0.03 / 0.02 / 0.015 mm raster of each section.
 
-    A discrete medial axis grows a pixel-scale spur wherever the pixelated
-    boundary happens to have a corner, erratically with the pixel size, so
-    each section's value is the median over the three pixel sizes (their
-    spread is otherwise < 0.5 %). A shell with square ends would have real
-    spurs at every pixel size and fail.
+    Each section's value is the median over the three pixel sizes (their
+    spread is < 0.5 %), after pruning the caps' pixel-scale spurs.
     """
     built = plan("knee", index).anatomy
     label = next(s.info.id for s in built.structures if s.info.name == name)

@@ -248,3 +248,22 @@ def test_builtin_models_hook_registers_baselines_and_the_sam_family():
         assert info.factory.supported_prompts == BOX_PROMPTS  # what the planner reads without building
     model = registry.create("model", "otsu_box", {"polarity": "dark"}, "models[0]", device="cpu", checkpoint=None)
     assert model.describe()["params"] == {"polarity": "dark", "keep_largest": True}
+
+
+def test_grabcut_with_a_whole_slice_context_equals_opencv_on_the_full_image():
+    image, truth = disc_image(seed=3)
+    box = tight_box(truth)
+    ours = GrabCutBox(iterations=4, seed=7, context_margin=100.0).decode({"image": image}, [box_prompt(box)])[0]
+    labels = np.zeros(image.shape, np.uint8)
+    cv2.setRNGSeed(7)
+    x0, y0, x1, y1 = box
+    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), labels, (x0, y0, x1 - x0 + 1, y1 - y0 + 1),
+                np.zeros((1, 65)), np.zeros((1, 65)), 4, cv2.GC_INIT_WITH_RECT)
+    np.testing.assert_array_equal(ours, (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD))
+
+
+def test_grabcut_local_context_keeps_the_mask_in_slice_coordinates():
+    image, truth = disc_image(seed=4, centre=(40, 100))
+    mask = GrabCutBox(context_margin=0.2).decode({"image": image}, [box_prompt(tight_box(truth))])[0]
+    assert mask.shape == image.shape
+    assert dice(mask, truth) > 0.9

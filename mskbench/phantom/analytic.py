@@ -36,6 +36,13 @@ def circular_segment_half_chord(radius: float, depth: float) -> float:
     return math.sqrt(max(2.0 * radius * depth - depth * depth, 0.0))
 
 
+def polygon_area(vertices) -> float:
+    """Area of a simple polygon given as (N, 2) vertices in order (shoelace formula)."""
+    u = [float(v[0]) for v in vertices]
+    w = [float(v[1]) for v in vertices]
+    return 0.5 * abs(sum(u[i - 1] * w[i] - u[i] * w[i - 1] for i in range(len(u))))
+
+
 def shell_cap_volume(r_inner: float, r_outer: float, half_angle: float) -> float:
     """Volume of a spherical shell restricted to a cone of half-angle ``half_angle`` (rad)."""
     return 2.0 * math.pi / 3.0 * (r_outer**3 - r_inner**3) * (1.0 - math.cos(half_angle))

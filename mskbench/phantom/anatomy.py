@@ -20,8 +20,9 @@ SLICE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 class BuildContext:
     """Per-subject inputs of a builder besides its random generator.
 
-    ``scale`` multiplies every length (body size); ``slice_thickness`` lets
-    a builder make structures that span the whole stack end to end.
+    ``scale`` multiplies every length (body size); ``slice_thickness`` and
+    ``pixel_spacing`` let a builder put the ends of its structures, and the
+    faces of its field of view that cut structures, on voxel boundaries.
     """
 
     scale: float
@@ -29,6 +30,7 @@ class BuildContext:
     weight_kg: float
     cartilage_thickness: tuple[float, float]
     slice_thickness: float
+    pixel_spacing: float
 
 
 @dataclass

@@ -109,6 +109,7 @@ def blueprint(anatomy: str, seed: int, index: int, options: PhantomOptions = Pha
         weight_kg=demographics.weight_kg,
         cartilage_thickness=tuple(options.cartilage_thickness),
         slice_thickness=acquisition.slice_thickness_mm,
+        pixel_spacing=acquisition.pixel_spacing_mm,
     )
     built: Anatomy = builder.build(geo_rng, ctx)
     spacing = [acquisition.pixel_spacing_mm] * 3

@@ -11,6 +11,21 @@ clears it by a joint gap. Menisci are wedges (triangular prisms) on the
 plateau rim in front of and behind each condyle; the patella, with its
 cartilage on the posterior face, sits anterior to the shaft.
 
+The tibial plateau has a posterior slope of 5-10 degrees (per subject), as
+real plateaus do: the plateau (dishes, tibial cartilage, menisci and the top
+face of the tibial block) is the level design rotated about the condyles'
+axis, which keeps every clearance to the round condyles and every area, so
+the truth stays closed-form. A level plateau would lie along the pixel rows,
+where a 2D medial-axis thickness reads up to a whole pixel thick.
+
+Every structure starts and ends on a slab boundary along x (the slicing
+axis): the notch, the condyles' and the patella's half-widths are whole
+numbers of slice thicknesses and the field of view is a whole number of
+slices on the same lattice. A slice's label is sampled at its centre, so a
+structure ending part-way through a 3-4 mm slab would gain or lose up to
+half a slab at each end (a fifth of a meniscus); real structures end
+smoothly, a prism's square end would not.
+
 Every labelled piece is disjoint from every other by construction, so the
 analytic volumes below are the volumes of the labels.
 """
@@ -21,7 +36,12 @@ import math
 
 import numpy as np
 
-from mskbench.phantom.analytic import circle_upper_strip_area, circular_segment_area, circular_segment_half_chord
+from mskbench.phantom.analytic import (
+    circle_upper_strip_area,
+    circular_segment_area,
+    circular_segment_half_chord,
+    polygon_area,
+)
 from mskbench.phantom.anatomy import Anatomy, BuildContext, Shell, Structure
 from mskbench.phantom.arc_tube import ArcTube, Relaxation
 from mskbench.phantom.scene import Region, Scene
@@ -42,6 +62,18 @@ SLICE_AXIS = "sagittal"
 MAPS = ("t2", "t1rho")
 _ID = {info.name: info.id for info in LABELS}
 _INFO = {info.name: info for info in LABELS}
+
+
+def _on_slab(x: float, step: float, minimum: float) -> float:
+    """The slab boundary (a multiple of the slice thickness ``step``) nearest ``x``, at least ``minimum``."""
+    return max(minimum, step * round(x / step))
+
+
+def _rotate(points, angle: float) -> np.ndarray:
+    """(y, z) points rotated counter-clockwise by ``angle`` about the condyles' axis (the origin)."""
+    c, s = math.cos(angle), math.sin(angle)
+    p = np.asarray(points, float)
+    return np.stack([c * p[..., 0] - s * p[..., 1], s * p[..., 0] + c * p[..., 1]], axis=-1)
 
 
 def _thickness(rng: np.random.Generator, mid: float, length: float, bounds: tuple[float, float]):
@@ -84,13 +116,15 @@ def _meniscus_wedges(y_in: float, width: float, z_lo: float, height: float, clea
 
 def build(rng: np.random.Generator, ctx: BuildContext) -> Anatomy:
     k = ctx.scale
-    notch = 8.0 * k * rng.uniform(0.9, 1.1)
-    width = 26.0 * k * rng.uniform(0.92, 1.08)
+    slab = ctx.slice_thickness
+    notch = _on_slab(8.0 * k * rng.uniform(0.9, 1.1), slab, slab)
+    width = _on_slab(notch + 26.0 * k * rng.uniform(0.92, 1.08), slab, notch + slab) - notch
     ranges = {"medial": (-(notch + width), -notch), "lateral": (notch, notch + width)}  # a right knee
     radius = {"medial": 22.0 * k * rng.uniform(0.93, 1.07), "lateral": 20.0 * k * rng.uniform(0.93, 1.07)}
     x_lo, x_hi = -(notch + width), notch + width
     shaft_w = 0.55 * min(radius.values())
     gap = rng.uniform(0.3, 1.0)
+    slope = math.radians(rng.uniform(5.0, 10.0))  # posterior tibial slope
 
     t_fem = rng.uniform(*ctx.cartilage_thickness)
     t_tib = rng.uniform(*ctx.cartilage_thickness)
@@ -125,23 +159,24 @@ def build(rng: np.random.Generator, ctx: BuildContext) -> Anatomy:
         deepest[side] = centre_z - rho
         plans[side] = (s0, s1, r, outer, rho, centre_z, tt)
 
+    # The plateau is designed level (top face z = z_top, dish centres above the condyles'
+    # axis) and then rotated by the posterior slope about that axis.
     z_top = max(deepest.values()) + rng.uniform(1.5, 3.0)
-    half_chords = {}
     for side, (s0, s1, r, outer, rho, centre_z, tt) in plans.items():
         depth = z_top - deepest[side]
         half_chord = circular_segment_half_chord(rho, depth)
-        half_chords[side] = half_chord
         tibia_cut += width * circular_segment_area(rho, depth)
         reach = min(0.75 * r, 0.85 * half_chord) - tt[0]
         alpha = math.asin(reach / (rho - tt[0] / 2))
-        tib_tubes.append(ArcTube(0, (0.0, centre_z), rho, -1, -math.pi / 2 - alpha, -math.pi / 2 + alpha,
+        centre = tuple(_rotate((0.0, centre_z), slope))
+        tib_tubes.append(ArcTube(0, centre, rho, -1, -math.pi / 2 - alpha + slope, -math.pi / 2 + alpha + slope,
                                  s0, s1, *tt))
-        dishes.append(EllipticCylinder(0, (0.0, centre_z), (rho, rho), s0, s1))
+        dishes.append(EllipticCylinder(0, centre, (rho, rho), s0, s1))
         wedges = _meniscus_wedges(half_chord + 0.5, 9.0 * k * rng.uniform(0.9, 1.1), z_top + 0.2,
                                   7.0 * k * rng.uniform(0.85, 1.15), outer + gap, -1.0)
-        meniscus[side] = [Prism(0, w, s0, s1) for w in wedges]
+        meniscus[side] = [Prism(0, _rotate(w, slope), s0, s1) for w in wedges]
 
-    pat_half = 18.0 * k * rng.uniform(0.9, 1.1)
+    pat_half = _on_slab(18.0 * k * rng.uniform(0.9, 1.1), slab, slab)
     t_pat_mid, t_pat_slope = _thickness(rng, t_pat, 2 * pat_half, ctx.cartilage_thickness)
     pat_r = 11.0 * k * rng.uniform(0.9, 1.1)
     t_pat_max = t_pat_mid + abs(t_pat_slope) * pat_half
@@ -153,14 +188,20 @@ def build(rng: np.random.Generator, ctx: BuildContext) -> Anatomy:
                             -pat_half, pat_half, t_pat_mid, t_pat_slope)
     patella = EllipticCylinder(0, (pat_y, pat_z), (pat_r, pat_r), -pat_half, pat_half)
 
-    # The shaft and the tibial block run out of the field of view, as in a real knee scan.
+    # The shaft and the tibial block run out of the field of view, as in a real knee scan;
+    # the field of view is a whole number of pixels high, so its faces are voxel faces.
     fov_top = pat_z + pat_r + t_pat_max + 4.0
-    fov_bottom = z_top - 22.0 * k
+    fov_bottom = fov_top - ctx.pixel_spacing * math.ceil((fov_top - z_top + 22.0 * k) / ctx.pixel_spacing)
     shaft = Box([x_lo, -shaft_w, 0.0], [x_hi, shaft_w, fov_top])
     femur_volume += (x_hi - x_lo) * 2 * shaft_w * fov_top
-    tibia_y = max(1.25 * max(radius.values()), max(half_chords.values()) + 9.0 * k * 1.1 + 2.0)
-    tibia_block = Box([x_lo, -tibia_y, fov_bottom], [x_hi, tibia_y, z_top])
-    tibia_volume = (x_hi - x_lo) * 2 * tibia_y * (z_top - fov_bottom) - tibia_cut
+    rim = max(max(abs(p.lo[1]), abs(p.hi[1])) for wedges in meniscus.values() for p in wedges)
+    tibia_y = max(1.25 * max(radius.values()), rim + 2.0)
+    # Sloped top face: the line z = z_top rotated by the slope, cut at y = +-tibia_y.
+    (top_y, top_z), rise = _rotate((0.0, z_top), slope), math.tan(slope)
+    section = [(-tibia_y, fov_bottom), (tibia_y, fov_bottom), (tibia_y, top_z + (tibia_y - top_y) * rise),
+               (-tibia_y, top_z - (tibia_y + top_y) * rise)]
+    tibia_block = Prism(0, section, x_lo, x_hi)
+    tibia_volume = (x_hi - x_lo) * polygon_area(section) - tibia_cut
 
     structures = [
         Structure(_INFO["femur"], Union((shaft, *condyles)), femur_volume),
@@ -172,7 +213,7 @@ def build(rng: np.random.Generator, ctx: BuildContext) -> Anatomy:
     ]
     for side, name in (("medial", "medial_meniscus"), ("lateral", "lateral_meniscus")):
         s0, s1 = ranges[side]
-        area = sum(0.5 * np.ptp(p.vertices[:, 0]) * np.ptp(p.vertices[:, 1]) for p in meniscus[side])
+        area = sum(polygon_area(p.vertices) for p in meniscus[side])
         structures.append(Structure(_INFO[name], Union(tuple(meniscus[side])), area * (s1 - s0)))
 
     shells = {
@@ -182,6 +223,7 @@ def build(rng: np.random.Generator, ctx: BuildContext) -> Anatomy:
     }
     lo = np.min([s.shape.lo for s in structures], axis=0) - np.array([5.0, 8.0, 0.0])
     hi = np.max([s.shape.hi for s in structures], axis=0) + np.array([5.0, 8.0, 0.0])
+    lo[0], hi[0] = slab * math.floor(lo[0] / slab), slab * math.ceil(hi[0] / slab)  # whole slabs on the lattice
     regions = _context(lo, hi, shaft_w, z_top, pat_y, pat_z, pat_r, pat_half, x_lo, x_hi, radius)
     for s in structures:
         if s.info.name in shells:

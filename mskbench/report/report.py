@@ -163,10 +163,10 @@ def acquisition_section(results: StatsResults) -> str:
 
 
 def qc_section(con: duckdb.DuckDBPyConnection) -> str:
-    if "qc_slices" not in data.tables(con):
+    rows = qc_slices(con) if "qc_slices" in data.tables(con) else None
+    if rows is None or rows.empty:
         return note("This database stores no QC thumbnails (table qc_slices), and the report does not re-load "
                     "datasets or re-run models; see docs/report.md.")
-    rows = qc_slices(con)
     body = []
     for row in rows.to_dict(orient="records"):
         scale = float(row["scale"]) if row["scale"] is not None and np.isfinite(row["scale"]) else 1.0
@@ -175,8 +175,7 @@ def qc_section(con: duckdb.DuckDBPyConnection) -> str:
         title = f"{row['dataset']} / {row['model']} / {row['prompter']}: {row['subject_id']} slice {row['slice_index']}"
         body.append(image(figures.qc_overlay(decode(row["image"]), decode(row["reference"]),
                                              decode(row["prediction"]), boxes, title), title))
-    return ("<p>Green: reference contour, magenta: prediction, yellow: prompt boxes.</p>" + "".join(body)) \
-        if body else note("The qc_slices table is empty.")
+    return "<p>Green: reference contour, magenta: prediction, yellow: prompt boxes.</p>" + "".join(body)
 
 
 def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> str:
