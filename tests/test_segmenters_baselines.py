@@ -250,10 +250,12 @@ def test_builtin_models_hook_registers_baselines_and_the_sam_family():
     assert model.describe()["params"] == {"polarity": "dark", "keep_largest": True}
 
 
-def test_grabcut_with_a_whole_slice_context_equals_opencv_on_the_full_image():
+@pytest.mark.parametrize("context_margin", [None, 100.0])
+def test_grabcut_on_the_whole_slice_equals_opencv_on_the_full_image(context_margin):
     image, truth = disc_image(seed=3)
     box = tight_box(truth)
-    ours = GrabCutBox(iterations=4, seed=7, context_margin=100.0).decode({"image": image}, [box_prompt(box)])[0]
+    segmenter = GrabCutBox(iterations=4, seed=7, context_margin=context_margin)
+    ours = segmenter.decode({"image": image}, [box_prompt(box)])[0]
     labels = np.zeros(image.shape, np.uint8)
     cv2.setRNGSeed(7)
     x0, y0, x1, y1 = box

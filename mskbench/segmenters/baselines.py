@@ -186,12 +186,13 @@ class GrabCutBox(_BoxBaseline):
     holds fewer than 5 pixels no foreground model: the mask is then the
     filled box.
 
-    GrabCut runs on a window around the box, ``context_margin`` × the box's
-    longer side (at least ``MIN_CONTEXT_PIXELS``) on each side, rather than
-    on the whole slice: the background model then describes the tissue next
-    to the target, and the cost no longer grows with the slice size (about
-    10× faster on the default suite). A large margin (e.g. 100) uses the
-    whole slice, as `cv2.grabCut` on the full image would.
+    By default GrabCut sees the whole slice, as `cv2.grabCut` is normally
+    used. ``context_margin`` restricts it to a window around the box of that
+    fraction of the box's longer side (at least ``MIN_CONTEXT_PIXELS``) on
+    each side: much faster on large slices, but the background model then
+    only knows the neighbouring tissue. On the default suite that cut GrabCut
+    time by about 40 % and lowered thigh Dice from 0.83 to 0.51 (neighbouring
+    muscles look alike), so it is opt-in.
     """
 
     name = "grabcut_box"
@@ -201,7 +202,7 @@ class GrabCutBox(_BoxBaseline):
         iterations: int = 5,
         seed: int = 0,
         point_radius: int = 3,
-        context_margin: float = 0.5,
+        context_margin: float | None = None,
         device: str = "cpu",
         checkpoint: str | None = None,
     ):
@@ -220,7 +221,9 @@ class GrabCutBox(_BoxBaseline):
         }
 
     def _segment(self, image: np.ndarray, box: tuple[int, int, int, int], prompt: Prompt) -> np.ndarray:
-        """GrabCut on the context window, pasted back into a full-slice mask."""
+        """GrabCut on the whole slice, or on the context window pasted back into a full-slice mask."""
+        if self.context_margin is None:
+            return self._grabcut(image, box, prompt)
         x0, y0, x1, y1 = box
         margin = max(MIN_CONTEXT_PIXELS, int(np.ceil(self.context_margin * max(x1 - x0 + 1, y1 - y0 + 1))))
         height, width = image.shape

@@ -67,8 +67,9 @@ def register_plugin(register) -> None:
                 "int", default=3, minimum=0, help="Radius in pixels of the fixed disc around each box+point point."
             ),
             "context_margin": Param(
-                "float", default=0.5, minimum=0.0,
-                help="GrabCut window: the box plus this fraction of its longer side (>= 10 px) on each side.",
+                "float", default=None, minimum=0.0,
+                help="Run GrabCut on the box plus this fraction of its longer side (>= 10 px) on each side; "
+                "default: the whole slice.",
             ),
         },
     )
