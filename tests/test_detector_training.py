@@ -11,7 +11,7 @@ from mskbench.cli.main import main
 
 PHANTOM = {
     "anatomy": "knee",
-    "subjects": 5,  # splits: 3 train (96 labelled slices), 1 val, 1 test (19 slices)
+    "subjects": 5,  # splits: 3 train, 1 val, 1 test subject
     "seed": 0,
     "pixel_spacing_min": 0.8,
     "pixel_spacing_max": 0.8,
@@ -63,7 +63,7 @@ def test_trained_detector_beats_a_constant_box(tmp_path, monkeypatch, capsys):
     weights = tmp_path / "phantom-yolov8n-v1.pt"
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["train_subjects"] == ["knee_000", "knee_003", "knee_004"]
-    assert card["validation"] == "split 'val'" and card["training"]["train_slices"] == 96
+    assert card["validation"] == "split 'val'"
     assert [c["name"] for c in card["classes"]][:3] == ["femur", "tibia", "patella"]
     assert set(card["metrics"]) >= {"precision", "recall", "mAP50", "mAP50-95"}
 
@@ -73,7 +73,9 @@ def test_trained_detector_beats_a_constant_box(tmp_path, monkeypatch, capsys):
     prompter.check_label_map(dataset.label_map)
     labels = sorted(dataset.label_map)
     test_slices = list(dataset_slices(dataset, dataset.subject_ids("test"), "sagittal", PreprocessConfig()))
-    assert len(test_slices) == 19
+    train_slices = list(dataset_slices(dataset, dataset.subject_ids("train"), "sagittal", PreprocessConfig()))
+    assert card["training"]["train_slices"] == len(train_slices)  # every labelled training slice was used
+    assert len(test_slices) >= 10
 
     records, upstream_equal = [], []
     upstream = next(m for m in loaded if str(m.ckpt_path).endswith("best.pt"))
@@ -96,7 +98,7 @@ def test_trained_detector_beats_a_constant_box(tmp_path, monkeypatch, capsys):
     # Requiring 0.6 and 0.1 above the constant box proves the detector reads the image, with
     # margin for run-to-run variation.
     train_boxes: dict[int, list] = {}
-    for _, _, reference in dataset_slices(dataset, dataset.subject_ids("train"), "sagittal", PreprocessConfig()):
+    for _, _, reference in train_slices:
         for label in labels:
             if (box := tight_box(reference == label)) is not None:
                 train_boxes.setdefault(label, []).append(box)

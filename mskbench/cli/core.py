@@ -61,9 +61,10 @@ def run(
         replay_prompts=replay_prompts, skip_bad_subjects=skip_bad_subjects,
     )
     result = run_plan(plan, registry, options)
-    for cell_id, reason in sorted(result.skipped_cells.items()):
-        console.print(f"[yellow]skipped[/] {cell_id}: {reason}", highlight=False)
     print_summary(db_path, result.run_id, console)
+    skipped_models = sorted({cell.model for cell in plan.cells if cell.cell_id in result.skipped_cells})
+    if skipped_models:
+        typer.echo(f"skipped models (their cells are in the database as skipped, with the reason): {', '.join(skipped_models)}")
 
 
 @app.command()
