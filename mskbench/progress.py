@@ -9,17 +9,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RunProgress:
-    """Shown on an interactive terminal; silent in pipes and CI logs."""
+    """Live bars on an interactive terminal; one line per finished subject in pipes and CI logs."""
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled and sys.stderr.isatty()
+        self.plain = enabled and not self.enabled
+        self._dataset = ""
+        self._total = 0
+        self._done = 0
+        self._console = Console(stderr=True, highlight=False)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=self._console,
             disable=not self.enabled,
             transient=False,
         )
@@ -34,11 +39,15 @@ class RunProgress:
         self._progress.__exit__(*exc)
 
     def start_dataset(self, name: str, n_subjects: int) -> None:
+        self._dataset, self._total, self._done = name, n_subjects, 0
         if self._subjects is not None:
             self._progress.remove_task(self._subjects)
         self._subjects = self._progress.add_task(f"{name}: subjects", total=n_subjects)
 
     def advance_subject(self) -> None:
+        self._done += 1
+        if self.plain:
+            self._console.print(f"{self._dataset}: {self._done}/{self._total} subjects")
         if self._subjects is not None:
             self._progress.advance(self._subjects)
 
