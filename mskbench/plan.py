@@ -11,11 +11,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from mskbench.errors import CheckpointError, PluginError, SuiteError
+import numpy as np
+
+from mskbench.data.labels import select_labels
+from mskbench.data.preprocess import PreprocessConfig
+from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError
 from mskbench.plugin_manager import PluginInfo, Registry
 from mskbench.protocols import Biomarker, Dataset, Metric, Prompter
 from mskbench.suite import DatasetEntry, ModelEntry, PrompterEntry, Suite
-from mskbench.types import LabelInfo
+from mskbench.types import LabelInfo, Subject
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +56,14 @@ class PlannedBiomarker:
 
 @dataclass
 class PlannedDataset:
+    """A dataset of the plan; ``label_map`` is after the suite's label selection and merges."""
+
     entry: DatasetEntry
     info: PluginInfo
     params: dict[str, Any]
     dataset: Dataset
+    preprocess: PreprocessConfig
+    label_map: dict[int, LabelInfo]
     biomarkers: list[PlannedBiomarker] = field(default_factory=list)
 
 
@@ -112,7 +120,43 @@ def _plan_metrics(suite: Suite, registry: Registry) -> list[Metric]:
     return metrics
 
 
-def _plan_biomarkers(suite: Suite, registry: Registry, dataset: Dataset, where: str) -> list[PlannedBiomarker]:
+def preprocess_config(entry: DatasetEntry) -> PreprocessConfig:
+    """The dataset's `[datasets.preprocess]` table as a checked config."""
+    values = dict(entry.preprocess)
+    where = f"datasets.{entry.name}.preprocess"
+    if "clip_percentiles" in values:
+        clip = values["clip_percentiles"]
+        if not (isinstance(clip, list) and len(clip) == 2 and all(isinstance(v, (int, float)) for v in clip)):
+            raise SuiteError(f"{where}.clip_percentiles: expected two numbers like [0.5, 99.5], got {clip!r}")
+        values["clip_percentiles"] = tuple(float(v) for v in clip)
+    for key in ("min_object_pixels", "min_object_voxels"):
+        if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
+            raise SuiteError(f"{where}.{key}: expected a whole number, got {values[key]!r}")
+    if "include_empty_slices" in values and not isinstance(values["include_empty_slices"], bool):
+        raise SuiteError(f"{where}.include_empty_slices: expected true or false")
+    try:
+        return PreprocessConfig(**values)
+    except DataError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
+
+
+def selected_label_map(entry: DatasetEntry, label_map: dict[int, LabelInfo]) -> dict[int, LabelInfo]:
+    """The label map after the suite's `labels` / `merge`; unknown names fail the plan."""
+    if entry.labels is None and not entry.merge:
+        return dict(label_map)
+    probe = Subject(
+        id="(plan)", volume=np.zeros((1, 1, 1), np.float32), labels=np.zeros((1, 1, 1), np.int32),
+        spacing=(1.0, 1.0, 1.0), affine=np.eye(4), label_map=dict(label_map),
+    )
+    try:
+        return select_labels(probe, entry.labels, entry.merge or None).label_map
+    except DataError as exc:
+        raise SuiteError(f"datasets.{entry.name}: {exc}") from None
+
+
+def _plan_biomarkers(
+    suite: Suite, registry: Registry, dataset: Dataset, label_map: dict[int, LabelInfo], where: str
+) -> list[PlannedBiomarker]:
     from mskbench.biomarkers.selection import default_biomarkers, select_structures
 
     if not suite.biomarkers_enabled:
@@ -127,7 +171,7 @@ def _plan_biomarkers(suite: Suite, registry: Registry, dataset: Dataset, where: 
         entries = [(b.name, b.plugin, b.labels, b.tissues, b.params) for b in suite.biomarkers]
     planned = []
     for name, plugin, labels, tissues, params in entries:
-        structures = select_structures(dataset.label_map, names=labels, tissues=tissues, default_for=plugin)
+        structures = select_structures(label_map, names=labels, tissues=tissues, default_for=plugin)
         if not structures:
             log.info("%s: biomarker %s has no matching labels; left out", where, name)
             continue
@@ -153,17 +197,11 @@ def _plan_model(entry: ModelEntry, index: int, registry: Registry) -> PlannedMod
 
 
 def _check_detector_labels(planned: PlannedDataset, prompters: dict[str, Prompter]) -> None:
-    """A detector trained for another label set fails the plan, not the first slice.
-
-    Only checkable here when the suite keeps the dataset's own labels; with a
-    label selection or merge the prompter checks on its first slice instead.
-    """
-    if planned.entry.labels is not None or planned.entry.merge:
-        return
+    """A detector trained for another label set fails the plan, not the first slice."""
     for prompter in prompters.values():
         check = getattr(prompter, "check_label_map", None)
         if check is not None:
-            check(planned.dataset.label_map)
+            check(planned.label_map)
 
 
 def supported_prompts(info: PluginInfo) -> frozenset[str] | None:
@@ -180,14 +218,16 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
         info = registry.get("dataset", entry.plugin, where)
         params = registry.resolve_params("dataset", entry.plugin, entry.params, where)
         dataset = _create(registry, "dataset", entry.plugin, entry.params, where)
-        datasets[entry.name] = PlannedDataset(entry, info, params, dataset)
+        datasets[entry.name] = PlannedDataset(
+            entry, info, params, dataset, preprocess_config(entry), selected_label_map(entry, dataset.label_map)
+        )
     models = {entry.name: _plan_model(entry, i, registry) for i, entry in enumerate(suite.models)}
     prompters: dict[str, Prompter] = {}
     for i, entry in enumerate(suite.prompters):
         prompters[entry.name] = _create(registry, "prompter", entry.plugin, entry.params, f"prompters[{i}]")
     metrics = _plan_metrics(suite, registry)
     for name, planned in datasets.items():
-        planned.biomarkers = _plan_biomarkers(suite, registry, planned.dataset, f"datasets.{name}")
+        planned.biomarkers = _plan_biomarkers(suite, registry, planned.dataset, planned.label_map, f"datasets.{name}")
         _check_detector_labels(planned, prompters)
 
     cells: list[Cell] = []

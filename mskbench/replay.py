@@ -49,6 +49,15 @@ class PromptReplay:
                 )
             )
         self._covered = {key[:3] for key in self._prompts}
+        finished = store.execute(
+            """
+            SELECT DISTINCT c.dataset, c.prompter, c.seed, s.subject_id
+            FROM subject_status s JOIN cells c USING (run_id, cell_id)
+            WHERE s.run_id = ? AND s.status = 'done'
+            """,
+            [run_id],
+        ).fetchall()
+        self._subjects = set(finished)
         self.run_id = run_id
 
     def prompts(self, dataset: str, prompter: str, seed: int, subject_id: str, slice_index: int) -> list[Prompt]:
@@ -56,5 +65,10 @@ class PromptReplay:
             raise StoreError(
                 f"--replay-prompts {self.run_id}: that run has no prompts for dataset '{dataset}', "
                 f"prompter '{prompter}', seed {seed}; replay a run of the same suite"
+            )
+        if (dataset, prompter, seed, subject_id) not in self._subjects:
+            raise StoreError(
+                f"--replay-prompts {self.run_id}: that run did not evaluate subject '{subject_id}' of dataset "
+                f"'{dataset}' with prompter '{prompter}'; replay with the same subjects (e.g. the same --limit-subjects)"
             )
         return list(self._prompts.get((dataset, prompter, seed, subject_id, slice_index), []))

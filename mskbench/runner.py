@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from mskbench.data.labels import select_labels
-from mskbench.data.preprocess import PreparedSubject, PreprocessConfig, prepare_subject, take_slice
+from mskbench.data.preprocess import PreparedSubject, prepare_subject, take_slice
 from mskbench.device import resolve_device
-from mskbench.errors import CheckpointError, DataError, SuiteError
+from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError
 from mskbench.manifest import build_manifest, sha256_of
 from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel
 from mskbench.plugin_manager import Registry
@@ -71,16 +71,6 @@ def _find_resumable(store: Store, suite_hash: str) -> str | None:
     return row[0] if row else None
 
 
-def _preprocess_config(entry_preprocess: dict[str, Any], where: str) -> PreprocessConfig:
-    values = dict(entry_preprocess)
-    if "clip_percentiles" in values:
-        values["clip_percentiles"] = tuple(values["clip_percentiles"])
-    try:
-        return PreprocessConfig(**values)
-    except TypeError as exc:
-        raise SuiteError(f"{where}.preprocess: {exc}") from None
-
-
 def subject_ids(planned: PlannedDataset, limit_subjects: int | None) -> list[str]:
     """The dataset's subjects in the suite's split, cut to the tightest subject limit."""
     entry = planned.entry
@@ -96,8 +86,7 @@ def load_prepared(planned: PlannedDataset, subject_id: str) -> tuple[Subject, Pr
     if entry.labels is not None or entry.merge:
         subject = select_labels(subject, entry.labels, entry.merge or None)
     axis = entry.slice_axis or planned.dataset.slice_axis
-    config = _preprocess_config(entry.preprocess, f"datasets.{entry.name}")
-    return subject, prepare_subject(subject, axis, config)
+    return subject, prepare_subject(subject, axis, planned.preprocess)
 
 
 class Runner:
@@ -126,6 +115,7 @@ class Runner:
             if run_id is not None:
                 log.warning("resuming run %s", run_id)
                 self.store.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
+                self._refresh_cell_status(run_id)
                 return RunResult(run_id, resumed=True, skipped_cells=dict(self.plan.skipped))
             log.warning("nothing to resume for this suite in %s; starting a new run", self.store.path)
         run_id = uuid.uuid4().hex[:12]
@@ -155,6 +145,15 @@ class Runner:
         self.store.write(buffer)
         return RunResult(run_id, resumed=False, skipped_cells=dict(self.plan.skipped))
 
+    def _refresh_cell_status(self, run_id: str) -> None:
+        """On resume, which models are skipped is decided anew (a checkpoint may have appeared or gone)."""
+        for cell in self.plan.cells:
+            skipped = cell.cell_id in self.plan.skipped
+            self.store.execute(
+                "UPDATE cells SET status = ?, skip_reason = ? WHERE run_id = ? AND cell_id = ?",
+                ["skipped" if skipped else "planned", self.plan.skipped.get(cell.cell_id), run_id, cell.cell_id],
+            )
+
     def finish(self, result: RunResult) -> None:
         self.store.execute(
             "UPDATE cells SET status = 'done' WHERE run_id = ? AND status = 'planned'", [result.run_id]
@@ -179,6 +178,8 @@ class Runner:
             self._skip_model(name, str(exc), result)
             self.models[name] = None
             return None
+        except (TypeError, ValueError) as exc:
+            raise PluginError(f"{where}: cannot create model '{planned.entry.plugin}': {exc}") from None
         self._check_prompt_support(name, model)
         model = self._maybe_cache(name, model)
         self._record_model_manifest(name, model, result.run_id)
@@ -453,21 +454,19 @@ def _prefetch(runner: Runner, planned: PlannedDataset, work: Sequence[tuple[int,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mskbench-load") as pool:
         queue: deque = deque()
         items = iter(work)
-        for item in items:
-            queue.append((item, pool.submit(runner.try_load, planned, item[1])))
-            break
-        while queue:
-            item, future = queue.popleft()
-            following = next(items, None)
-            if following is not None:
-                queue.append((following, pool.submit(runner.try_load, planned, following[1])))
-            try:
-                loaded = future.result()
-            except BaseException:
-                for _, pending_future in queue:
-                    pending_future.cancel()
-                raise
-            yield (*item, loaded)
+        try:
+            for item in items:
+                queue.append((item, pool.submit(runner.try_load, planned, item[1])))
+                break
+            while queue:
+                item, future = queue.popleft()
+                following = next(items, None)
+                if following is not None:
+                    queue.append((following, pool.submit(runner.try_load, planned, following[1])))
+                yield (*item, future.result())
+        finally:  # an error here or in the consumer: do not wait for loads nobody will use
+            for _, pending_future in queue:
+                pending_future.cancel()
 
 
 def run_plan(plan: Plan, registry: Registry, options: RunOptions) -> RunResult:

@@ -203,9 +203,13 @@ class Store:
             from mskbench.params import suggest
 
             raise StoreError(f"--table {table}: no such table{suggest(table, self.tables())}; tables: {', '.join(self.tables())}")
-        out.parent.mkdir(parents=True, exist_ok=True)
         option = "(FORMAT PARQUET)" if fmt == "parquet" else "(FORMAT CSV, HEADER)"
-        self.con.execute(f"COPY {table} TO '{_sql_string(str(out))}' {option}")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.con.execute(f"COPY {table} TO '{_sql_string(str(out))}' {option}")
+        except (OSError, duckdb.Error) as exc:
+            first = str(exc).splitlines()[0]
+            raise StoreError(f"--out {out}: cannot write there ({first}); choose a writable file path") from None
         return self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     def tables(self) -> list[str]:

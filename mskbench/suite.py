@@ -185,6 +185,23 @@ def _optional(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
     return value
 
 
+def _strings(value: Any, where: str) -> tuple[str, ...] | None:
+    """A list of strings as a tuple; None stays None; anything else is an error."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SuiteError(f"{where}: expected a list of names like [\"a\", \"b\"], got {value!r}")
+    return tuple(value)
+
+
+def _name(table: Mapping[str, Any], default: str, where: str) -> str:
+    """An entry's name; ':' is reserved because cell ids join names with it."""
+    name = _optional(table, "name", str, where, default)
+    if not name or ":" in name:
+        raise SuiteError(f"{where}.name: '{name}' must be non-empty and must not contain ':'")
+    return name
+
+
 def _entries(config: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
     value = config.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -212,17 +229,20 @@ def _parse_dataset(table: dict[str, Any], i: int) -> DatasetEntry:
         raise SuiteError(f"{where}.slice_axis: '{axis}' is not one of {', '.join(_SLICE_AXES)}{suggest(axis, _SLICE_AXES)}")
     preprocess = _optional(table, "preprocess", dict, where, {})
     _check_keys(preprocess, _PREPROCESS_KEYS, f"{where}.preprocess")
-    labels = _optional(table, "labels", list, where, None)
+    labels = _strings(table.get("labels"), f"{where}.labels")
     merge = _optional(table, "merge", dict, where, {})
+    merged = {k: _strings(v, f"{where}.merge.{k}") for k, v in merge.items()}
     limit = _optional(table, "limit_subjects", int, where, None)
+    if limit is not None and limit < 1:
+        raise SuiteError(f"{where}.limit_subjects: must be at least 1, got {limit}")
     return DatasetEntry(
-        name=_optional(table, "name", str, where, plugin),
+        name=_name(table, plugin, where),
         plugin=plugin,
         params=_optional(table, "params", dict, where, {}),
         split=split,
         slice_axis=axis,
-        labels=tuple(labels) if labels is not None else None,
-        merge={k: tuple(v) for k, v in merge.items()},
+        labels=labels,
+        merge=merged,
         preprocess=preprocess,
         limit_subjects=limit,
     )
@@ -235,18 +255,18 @@ def _parse_model(table: dict[str, Any], i: int) -> ModelEntry:
     policy = _optional(table, "on_missing_checkpoint", str, where, "skip")
     if policy not in ("skip", "error"):
         raise SuiteError(f"{where}.on_missing_checkpoint: must be 'skip' or 'error', got '{policy}'")
-    prompters = _optional(table, "prompters", list, where, None)
+    prompters = _strings(table.get("prompters"), f"{where}.prompters")
     batch = _optional(table, "batch_size", int, where, 4)
     if batch < 1:
         raise SuiteError(f"{where}.batch_size: must be at least 1, got {batch}")
     return ModelEntry(
-        name=_optional(table, "name", str, where, plugin),
+        name=_name(table, plugin, where),
         plugin=plugin,
         params=_optional(table, "params", dict, where, {}),
         checkpoint=_optional(table, "checkpoint", str, where, None),
         on_missing_checkpoint=policy,
         batch_size=batch,
-        prompters=tuple(prompters) if prompters is not None else None,
+        prompters=prompters,
     )
 
 
@@ -255,7 +275,7 @@ def _parse_prompter(table: dict[str, Any], i: int) -> PrompterEntry:
     _check_keys(table, _PROMPTER_KEYS, where)
     plugin = _require(table, "plugin", str, where)
     return PrompterEntry(
-        name=_optional(table, "name", str, where, plugin),
+        name=_name(table, plugin, where),
         plugin=plugin,
         params=_optional(table, "params", dict, where, {}),
         only_supported=_optional(table, "only_supported", bool, where, False),
@@ -278,14 +298,12 @@ def _parse_biomarkers(table: Any) -> tuple[tuple[BiomarkerEntry, ...] | None, bo
         if not isinstance(entry, dict):
             raise SuiteError(f"{where}: expected a table ([{where}]) or `enabled = false`")
         _check_keys(entry, _BIOMARKER_ENTRY_KEYS, where)
-        labels = _optional(entry, "labels", list, where, None)
-        tissues = _optional(entry, "tissues", list, where, None)
         entries.append(
             BiomarkerEntry(
                 name=name,
                 plugin=_optional(entry, "plugin", str, where, name),
-                labels=tuple(labels) if labels is not None else None,
-                tissues=tuple(tissues) if tissues is not None else None,
+                labels=_strings(entry.get("labels"), f"{where}.labels"),
+                tissues=_strings(entry.get("tissues"), f"{where}.tissues"),
                 params=_optional(entry, "params", dict, where, {}),
             )
         )
@@ -301,9 +319,13 @@ def load_suite(path: str | Path) -> Suite:
     _check_keys(head, _SUITE_KEYS, "suite")
     name = _optional(head, "name", str, "suite", path.stem)
     seed = _optional(head, "seed", int, "suite", 0)
+    if not 0 <= seed < 2**31:
+        raise SuiteError(f"suite.seed: {seed} is outside 0 to 2147483647")
     seeds = _optional(head, "seeds", list, "suite", [seed])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise SuiteError("suite.seeds: expected a non-empty list of integers")
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in seeds):
+        raise SuiteError("suite.seeds: expected a non-empty list of integers from 0 to 2147483647")
+    if len(set(seeds)) != len(seeds):
+        raise SuiteError(f"suite.seeds: {seeds} repeats a seed; each seed is one repetition of every cell")
     device = _optional(head, "device", str, "suite", "auto")
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise SuiteError(f"suite.device: '{device}' is not auto, cpu or cuda{suggest(device, ['auto', 'cpu', 'cuda'])}")
@@ -323,7 +345,9 @@ def load_suite(path: str | Path) -> Suite:
 
     metrics = _optional(config, "metrics", dict, "", {})
     _check_keys(metrics, _METRICS_KEYS, "metrics")
-    metric_names = _optional(metrics, "names", list, "metrics", None)
+    metric_names = _strings(metrics.get("names"), "metrics.names")
+    if metric_names is not None and not metric_names:
+        raise SuiteError("metrics.names: empty; list the metrics to record or remove the key to record all")
     metric_params = _optional(metrics, "params", dict, "metrics", {})
     biomarkers, biomarkers_enabled = _parse_biomarkers(config.get("biomarkers"))
     output = _optional(config, "output", dict, "", {})
@@ -336,7 +360,7 @@ def load_suite(path: str | Path) -> Suite:
         datasets=tuple(datasets),
         models=tuple(models),
         prompters=tuple(prompters),
-        metric_names=tuple(metric_names) if metric_names is not None else None,
+        metric_names=metric_names,
         metric_params=metric_params,
         biomarkers=biomarkers,
         biomarkers_enabled=biomarkers_enabled,

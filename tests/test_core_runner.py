@@ -166,6 +166,15 @@ def test_replay_prompts_reuses_recorded_prompts(tmp_path):
     assert jitter_fresh != jitter_replayed
 
 
+def test_replay_refuses_subjects_the_recorded_run_did_not_evaluate(tmp_path, capsys):
+    db = tmp_path / "r.duckdb"
+    suite = write_suite(tmp_path, subjects=2, models=BOX_FILL)
+    assert main(["run", str(suite), "--db", str(db), "--limit-subjects", "1"]) == 0
+    run_id = table(db, "SELECT run_id FROM runs")[0][0]
+    assert main(["run", str(suite), "--db", str(db), "--replay-prompts", run_id]) == 2
+    assert "did not evaluate subject" in capsys.readouterr().err
+
+
 def test_prompts_do_not_depend_on_model_order(tmp_path):
     a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
     assert main(["run", str(write_suite(tmp_path, "a.toml", subjects=1, models=BOX_FILL + OTSU)), "--db", str(a)]) == 0

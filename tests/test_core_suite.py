@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -134,3 +135,38 @@ def test_only_supported_leaves_incompatible_pairs_out(tmp_path):
 def test_shipped_suites_validate(repo):
     for suite in ("zero_shot.toml", "smoke.toml"):
         assert main(["validate", str(repo / "suites" / suite)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("[suite]", "[suite]\nseeds = [1, 1]"), "repeats a seed"),
+        (("[suite]", "[suite]\nseeds = [3000000000]"), "from 0 to 2147483647"),
+        (('plugin = "box_fill"', 'plugin = "box_fill"\nprompters = [1]'), r"models\[0\]\.prompters: expected a list of names"),
+        (('plugin = "box_fill"', 'plugin = "box_fill"\nname = "a:b"'), "must not contain ':'"),
+        (('[[models]]', '[metrics]\nnames = []\n\n[[models]]'), "metrics.names: empty"),
+    ],
+)
+def test_value_errors_name_the_key(tmp_path, edit, message):
+    with pytest.raises(SuiteError, match=message):
+        load_suite(write(tmp_path, MINIMAL.replace(*edit, 1)))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('labels = ["femurr"]', r"datasets\.phantom: .*femurr"),
+        ("preprocess = { clip_percentiles = [99, 1] }", r"datasets\.phantom\.preprocess: clip_percentiles"),
+        ("preprocess = { clip_percentiles = 5 }", "expected two numbers"),
+    ],
+)
+def test_dataset_selection_and_preprocessing_fail_validation(tmp_path, capsys, extra, message):
+    text = MINIMAL.replace('params = { anatomy = "knee", subjects = 2 }', 'params = { anatomy = "knee", subjects = 2 }\n' + extra)
+    assert main(["validate", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err
+
+
+def test_usage_errors_are_one_block_and_exit_2(capsys):
+    assert main(["run", "--no-such-option", "x.toml"]) == 2
+    assert "No such option" in capsys.readouterr().err

@@ -48,6 +48,8 @@ def run(
     from mskbench.runner import RunOptions, run_plan
     from mskbench.summary import dry_run_report, print_summary
 
+    if limit_subjects is not None and limit_subjects < 1:
+        raise UserError(f"--limit-subjects {limit_subjects}: must be at least 1")
     if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise UserError(f"--device {device}: use auto, cpu or cuda")
     suite_obj, registry, plan = _plan(suite)

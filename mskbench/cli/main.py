@@ -14,6 +14,9 @@ import typer
 from mskbench.cli import biomarkers, data, detector, metrics, models
 from mskbench.errors import UserError
 
+# typer bundles its own click in recent releases; find the base class wherever it lives.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 app = typer.Typer(
     help="Benchmark segmentation foundation models on musculoskeletal MRI.",
     no_args_is_help=True,
@@ -56,13 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        raise
+    except _CLICK_ERROR as exc:  # usage errors: unknown option, missing argument, bad value
+        exc.show()
+        return 2
     return result if isinstance(result, int) else 0
 
 
