@@ -65,7 +65,6 @@ class Preloaded:
     def __init__(self, dataset):
         self.label_map = dataset.label_map
         self.slice_axis = dataset.slice_axis
-        self.anatomy = getattr(dataset, "anatomy", None)
         self._ids = dataset.subject_ids(None)
         self._subjects = {sid: dataset.load(sid) for sid in self._ids}
         started = time.perf_counter()
@@ -91,7 +90,7 @@ def measure(tmp: Path, subjects: int, size: int, metrics: str, tag: str) -> tupl
     prepare_seconds = sum(planned.dataset.prepare_seconds for planned in plan.datasets.values())
     db = tmp / f"{tag}.duckdb"
     started = time.perf_counter()
-    run_plan(plan, get_registry(), RunOptions(db=str(db), show_progress=False))
+    run_plan(plan, RunOptions(db=str(db), show_progress=False))
     seconds = time.perf_counter() - started
     con = duckdb.connect(str(db), read_only=True)
     slices, shape = con.execute("SELECT sum(n_slices), any_value(shape) FROM subjects").fetchone()

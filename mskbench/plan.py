@@ -91,13 +91,29 @@ class Plan:
         }
 
 
-def _create(registry: Registry, kind: str, name: str, params: dict[str, Any], where: str) -> Any:
+def construct(info: PluginInfo, params: dict[str, Any], where: str, **extra: Any) -> Any:
+    """Call a plugin's factory with validated params; its argument errors become one line."""
     try:
-        return registry.create(kind, name, params, where)
-    except PluginError:
-        raise
+        return info.factory(**params, **extra)
     except (TypeError, ValueError, FileNotFoundError) as exc:
-        raise PluginError(f"{where}: cannot create {kind} '{name}': {exc}") from None
+        raise PluginError(f"{where}: cannot create {info.kind} '{info.name}': {exc}") from None
+
+
+def _create(registry: Registry, kind: str, name: str, params: dict[str, Any], where: str) -> Any:
+    info = registry.get(kind, name, where)
+    return construct(info, registry.resolve_params(kind, name, params, where), where)
+
+
+def prompt_mismatch(model: str, prompter: str, produces: frozenset[str], accepts: frozenset[str]) -> str | None:
+    """Why a model cannot take a prompter's prompts, or None when it can."""
+    missing = set(produces) - set(accepts)
+    if not missing:
+        return None
+    return (
+        f"model '{model}' cannot take prompter '{prompter}': it produces {', '.join(sorted(missing))} prompts "
+        f"but the model supports {', '.join(sorted(accepts))}; leave the pair out with the model's `prompters` "
+        f"list or set only_supported = true on the prompter"
+    )
 
 
 def _plan_metrics(suite: Suite, registry: Registry) -> list[Metric]:
@@ -217,7 +233,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
         where = f"datasets[{i}]"
         info = registry.get("dataset", entry.plugin, where)
         params = registry.resolve_params("dataset", entry.plugin, entry.params, where)
-        dataset = _create(registry, "dataset", entry.plugin, entry.params, where)
+        dataset = construct(info, params, where)
         datasets[entry.name] = PlannedDataset(
             entry, info, params, dataset, preprocess_config(entry), selected_label_map(entry, dataset.label_map)
         )
@@ -239,16 +255,11 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
             for prompter_name, prompter in prompters.items():
                 if model.entry.prompters is not None and prompter_name not in model.entry.prompters:
                     continue
-                missing = set(prompter.produces) - accepts if accepts is not None else set()
-                if missing:
+                mismatch = None if accepts is None else prompt_mismatch(model_name, prompter_name, prompter.produces, accepts)
+                if mismatch:
                     if prompter_entries[prompter_name].only_supported:
                         continue
-                    raise SuiteError(
-                        f"models[{model_index}] ({model_name}) cannot take prompter '{prompter_name}': "
-                        f"it produces {', '.join(sorted(missing))} prompts but the model supports "
-                        f"{', '.join(sorted(accepts))}; remove the pair with models[{model_index}].prompters "
-                        f"or set only_supported = true on the prompter"
-                    )
+                    raise SuiteError(f"models[{model_index}]: {mismatch}")
                 for seed in suite.seeds:
                     cell = Cell(dataset_name, model_name, prompter_name, seed)
                     cells.append(cell)

@@ -21,10 +21,9 @@ import numpy as np
 from mskbench.data.labels import select_labels
 from mskbench.data.preprocess import PreparedSubject, prepare_subject, take_slice
 from mskbench.device import resolve_device
-from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError
+from mskbench.errors import CheckpointError, DataError, SuiteError
 from mskbench.manifest import build_manifest, sha256_of
-from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel
-from mskbench.plugin_manager import Registry
+from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, construct, prompt_mismatch
 from mskbench.progress import RunProgress
 from mskbench.prompting.seeding import prompt_rng
 from mskbench.protocols import Segmenter
@@ -53,9 +52,6 @@ class RunOptions:
 @dataclass
 class RunResult:
     run_id: str
-    resumed: bool
-    done_pairs: int = 0
-    skipped_pairs: int = 0
     skipped_cells: dict[str, str] = field(default_factory=dict)
 
 
@@ -92,9 +88,8 @@ def load_prepared(planned: PlannedDataset, subject_id: str) -> tuple[Subject, Pr
 class Runner:
     """Runs one plan against one store; see :func:`run_plan`."""
 
-    def __init__(self, plan: Plan, registry: Registry, store: Store, options: RunOptions):
+    def __init__(self, plan: Plan, store: Store, options: RunOptions):
         self.plan = plan
-        self.registry = registry
         self.store = store
         self.options = options
         self.suite = plan.suite
@@ -116,7 +111,7 @@ class Runner:
                 log.warning("resuming run %s", run_id)
                 self.store.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
                 self._refresh_cell_status(run_id)
-                return RunResult(run_id, resumed=True, skipped_cells=dict(self.plan.skipped))
+                return RunResult(run_id, skipped_cells=dict(self.plan.skipped))
             log.warning("nothing to resume for this suite in %s; starting a new run", self.store.path)
         run_id = uuid.uuid4().hex[:12]
         manifest = build_manifest(self.suite.path, self.device, self.suite.seeds, self.plan.resolved_config())
@@ -143,7 +138,7 @@ class Runner:
                 skip_reason=self.plan.skipped.get(cell.cell_id),
             )
         self.store.write(buffer)
-        return RunResult(run_id, resumed=False, skipped_cells=dict(self.plan.skipped))
+        return RunResult(run_id, skipped_cells=dict(self.plan.skipped))
 
     def _refresh_cell_status(self, run_id: str) -> None:
         """On resume, which models are skipped is decided anew (a checkpoint may have appeared or gone)."""
@@ -167,10 +162,7 @@ class Runner:
         planned: PlannedModel = self.plan.models[name]
         where = f"models.{name}"
         try:
-            model = self.registry.create(
-                "model", planned.entry.plugin, planned.entry.params, where,
-                device=self.device, checkpoint=planned.entry.checkpoint,
-            )
+            model = construct(planned.info, planned.params, where, device=self.device, checkpoint=planned.entry.checkpoint)
         except CheckpointError as exc:
             if planned.entry.on_missing_checkpoint == "error":
                 raise CheckpointError(f"{where}: {exc}") from None
@@ -178,8 +170,6 @@ class Runner:
             self._skip_model(name, str(exc), result)
             self.models[name] = None
             return None
-        except (TypeError, ValueError) as exc:
-            raise PluginError(f"{where}: cannot create model '{planned.entry.plugin}': {exc}") from None
         self._check_prompt_support(name, model)
         model = self._maybe_cache(name, model)
         self._record_model_manifest(name, model, result.run_id)
@@ -187,15 +177,14 @@ class Runner:
         return model
 
     def _check_prompt_support(self, name: str, model: Segmenter) -> None:
+        """The plan's check, for factories that do not declare `supported_prompts` before building."""
         for cell in self.plan.cells:
             if cell.model != name:
                 continue
-            missing = set(self.plan.prompters[cell.prompter].produces) - set(model.supported_prompts)
-            if missing:
-                raise SuiteError(
-                    f"model '{name}' cannot take prompter '{cell.prompter}' ({', '.join(sorted(missing))} prompts); "
-                    f"restrict models.prompters in the suite"
-                )
+            produces = self.plan.prompters[cell.prompter].produces
+            mismatch = prompt_mismatch(name, cell.prompter, produces, frozenset(model.supported_prompts))
+            if mismatch:
+                raise SuiteError(mismatch)
 
     def _maybe_cache(self, name: str, model: Segmenter) -> Segmenter:
         directory = self.suite.output.get("embedding_cache")
@@ -286,9 +275,7 @@ class Runner:
         pending: Sequence[Cell], progress: RunProgress, qc: bool = False,
     ) -> None:
         dataset = planned.entry.name
-        run_id = result.run_id
         axis = prepared.axis
-        label_ids = sorted(subject.label_map)
         keys = sorted({(c.prompter, c.seed) for c in pending})
         # Prompts depend on (prompter, seed, slice), never on the model: made once, shared by all models.
         prompts: dict[PromptKey, dict[int, list[Prompt]]] = defaultdict(dict)
@@ -399,7 +386,6 @@ class Runner:
             "subject_status", **base, dataset=cell.dataset, status="done", reason=None, finished_at=utcnow()
         )
         self.store.write(buffer)
-        result.done_pairs += 1
         log.info("committed subject %s cell %s", subject.id, cell.cell_id)
 
     @staticmethod
@@ -454,26 +440,28 @@ def _prefetch(runner: Runner, planned: PlannedDataset, work: Sequence[tuple[int,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mskbench-load") as pool:
         queue: deque = deque()
         items = iter(work)
-        try:
-            for item in items:
+
+        def submit_next() -> None:
+            item = next(items, None)
+            if item is not None:
                 queue.append((item, pool.submit(runner.try_load, planned, item[1])))
-                break
+
+        try:
+            submit_next()
             while queue:
                 item, future = queue.popleft()
-                following = next(items, None)
-                if following is not None:
-                    queue.append((following, pool.submit(runner.try_load, planned, following[1])))
+                submit_next()
                 yield (*item, future.result())
         finally:  # an error here or in the consumer: do not wait for loads nobody will use
             for _, pending_future in queue:
                 pending_future.cancel()
 
 
-def run_plan(plan: Plan, registry: Registry, options: RunOptions) -> RunResult:
+def run_plan(plan: Plan, options: RunOptions) -> RunResult:
     """Run every pending (subject, cell) of the plan; safe to kill and ``--resume``."""
     store = Store(options.db)
     try:
-        runner = Runner(plan, registry, store, options)
+        runner = Runner(plan, store, options)
         result = runner.start()
         finished = store.finished_pairs(result.run_id)
         with RunProgress(enabled=options.show_progress) as progress:
@@ -491,7 +479,6 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions) -> RunResult:
                 for position, subject_id, pending, loaded in _prefetch(runner, planned, work):
                     if isinstance(loaded, str):
                         runner.skip_subject(result.run_id, name, subject_id, pending, loaded)
-                        result.skipped_pairs += len(pending)
                     else:
                         subject, prepared = loaded
                         runner.record_subject(result.run_id, name, subject, prepared)

@@ -21,15 +21,13 @@ def _plan(suite_path: Path):
     from mskbench.plugin_manager import get_registry
     from mskbench.suite import load_suite
 
-    suite = load_suite(suite_path)
-    registry = get_registry()
-    return suite, registry, build_plan(suite, registry)
+    return build_plan(load_suite(suite_path), get_registry())
 
 
 @app.command()
 def validate(suite: Annotated[Path, typer.Argument(help="Suite TOML file.")]) -> None:
     """Check a suite (keys, plugins, params, checkpoints, prompt kinds) without running it."""
-    _, _, plan = _plan(suite)
+    plan = _plan(suite)
     typer.echo(f"{suite}: valid; {len(plan.cells)} cells ({len(plan.skipped)} skipped: missing checkpoints)")
 
 
@@ -52,17 +50,17 @@ def run(
         raise UserError(f"--limit-subjects {limit_subjects}: must be at least 1")
     if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise UserError(f"--device {device}: use auto, cpu or cuda")
-    suite_obj, registry, plan = _plan(suite)
+    plan = _plan(suite)
     console = Console()
     if dry_run:
         dry_run_report(plan, limit_subjects, console)
         return
-    db_path = db or suite_obj.output.get("db", DEFAULT_DB)
+    db_path = db or plan.suite.output.get("db", DEFAULT_DB)
     options = RunOptions(
         db=db_path, resume=resume, limit_subjects=limit_subjects, device=device,
         replay_prompts=replay_prompts, skip_bad_subjects=skip_bad_subjects,
     )
-    result = run_plan(plan, registry, options)
+    result = run_plan(plan, options)
     print_summary(db_path, result.run_id, console)
     skipped_models = sorted({cell.model for cell in plan.cells if cell.cell_id in result.skipped_cells})
     if skipped_models:
