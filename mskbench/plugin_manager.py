@@ -134,10 +134,11 @@ class Registry:
 
 
 def _allowed_distributions() -> set[str] | None:
+    """Normalised distribution names from MSKBENCH_LOAD_PLUGINS; None when it is unset."""
     raw = os.environ.get(ALLOW_LIST_ENV)
     if raw is None:
         return None
-    return {part.strip().lower() for part in raw.split(",") if part.strip()}
+    return {_normalise(part.strip()) for part in raw.split(",") if part.strip()}
 
 
 def _distribution(ep: EntryPoint) -> tuple[str, str]:
@@ -215,8 +216,8 @@ def load_registry(entry_point_list: Sequence[EntryPoint] | None = None) -> Regis
     eps = list(entry_point_list) if entry_point_list is not None else list(entry_points(group=ENTRY_POINT_GROUP))
     for ep in sorted(eps, key=lambda e: (_distribution(e)[0] != BUILTIN_DISTRIBUTION, e.name)):
         distribution, version = _distribution(ep)
-        is_builtin = _normalise(distribution) == BUILTIN_DISTRIBUTION
-        if allowed is not None and not is_builtin and _normalise(distribution) not in {_normalise(a) for a in allowed}:
+        normalised = _normalise(distribution)
+        if allowed is not None and normalised != BUILTIN_DISTRIBUTION and normalised not in allowed:
             log.debug("skipping %s (%s not in %s)", ep.name, distribution, ALLOW_LIST_ENV)
             continue
         _load_one(manager, registry, ep, distribution, version)
