@@ -9,6 +9,12 @@ slices per second for each and their ratio. The target for Dice+IoU is
 harness's own overhead (preprocess, prompt, encode/decode, score, write):
 the phantom subjects are generated before the clock starts, because their
 synthesis (about 1 s each) is the data layer's cost, not the runner's.
+
+The runner calls ``decode`` once per cell and slice (issue 12: a cell's
+masks must not depend on the other cells sharing a decoder batch); with the
+one prompter here that is one call per slice, so this figure does not show
+what per-cell decoding costs a SAM-family decoder with several prompters:
+``bench_segmenters.py`` measures that (both wirings side by side).
 """
 
 from __future__ import annotations

@@ -8,12 +8,17 @@ slice carries labels x prompters box prompts.
   prompter, every label, ``set_image`` then ``predict(box=...)`` with the
   upstream predictor (SamPredictor, SAM2ImagePredictor; for MedSAM, which has
   no predictor, its published per-box steps: preprocess, encode, decode).
-- harness: mskbench's segmenter: one ``encode`` call for the slices (each
-  slice encoded once), then one ``decode`` per slice over all its prompts.
+- harness: mskbench's segmenter as the runner drives it: one ``encode`` call
+  for the slices (each slice encoded once), then per slice one ``decode`` per
+  prompter (a cell's prompts; a cell's masks must not depend on the other
+  cells' prompts sharing its decoder batch, issue 12).
 
 Encode and decode are timed separately; the script prints slices/s of both
 paths and their ratio, and on CUDA the encoder's achieved fraction of the
-device's bf16 peak (FLOPs counted with torch.utils.flop_counter).
+device's bf16 peak (FLOPs counted with torch.utils.flop_counter). It also
+times the decode the runner did before, one call over all prompters' prompts
+of a slice, and prints what one call per cell costs on top of it
+(``--no-naive`` skips the slow per-mask loop when only that is wanted).
 
     python benchmarks/bench_segmenters.py                        # CPU, reduced encoders
     python benchmarks/bench_segmenters.py --device cuda --full   # SAM vit_b, MedSAM, SAM2 b+ in bf16
@@ -162,25 +167,42 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, float]:
     embeddings = segmenter.encode(images)
     sync(device)
     encode_s = time.perf_counter() - began
-    began = time.perf_counter()
-    for embedding, slice_prompts in zip(embeddings, prompts):
-        segmenter.decode(embedding, slice_prompts)
-    sync(device)
-    decode_s = time.perf_counter() - began
+    per_cell = [[[p for p in slice_prompts if p.prompter == f"p{k}"] for k in range(args.prompters)]
+                for slice_prompts in prompts]
+    decode_s = decode_all_s = decode_cpu_s = decode_all_cpu_s = 0.0
+    for _ in range(args.repeats):  # alternated, so machine load hits both wirings alike
+        began, began_cpu = time.perf_counter(), time.process_time()
+        for embedding, cells in zip(embeddings, per_cell):
+            for cell_prompts in cells:  # the runner: one decoder call per cell
+                segmenter.decode(embedding, cell_prompts)
+        sync(device)
+        decode_s += (time.perf_counter() - began) / args.repeats
+        decode_cpu_s += time.process_time() - began_cpu
+        began, began_cpu = time.perf_counter(), time.process_time()
+        for embedding, slice_prompts in zip(embeddings, prompts):  # before issue 12: one call for all cells
+            segmenter.decode(embedding, slice_prompts)
+        sync(device)
+        decode_all_s += (time.perf_counter() - began) / args.repeats
+        decode_all_cpu_s += time.process_time() - began_cpu
 
+    result = {
+        "encode_ms_per_slice": 1e3 * encode_s / args.slices,
+        "decode_ms_per_slice": 1e3 * decode_s / args.slices,
+        "decode_all_ms_per_slice": 1e3 * decode_all_s / args.slices,
+        "harness_slices_per_s": args.slices / (encode_s + decode_s),
+    }
+    result["per_cell_decode_cost"] = decode_s / decode_all_s
+    # process CPU time: on a shared CPU (and with --threads 1) steadier than wall time
+    result["per_cell_decode_cpu_cost"] = decode_cpu_s / decode_all_cpu_s
+    if args.no_naive:
+        return result
     naive_slices = args.naive_slices or args.slices
     began = time.perf_counter()
     for image, slice_prompts in zip(images[:naive_slices], prompts[:naive_slices]):
         naive(image, slice_prompts)
     sync(device)
     naive_s = (time.perf_counter() - began) / naive_slices * args.slices
-
-    result = {
-        "encode_ms_per_slice": 1e3 * encode_s / args.slices,
-        "decode_ms_per_slice": 1e3 * decode_s / args.slices,
-        "harness_slices_per_s": args.slices / (encode_s + decode_s),
-        "naive_slices_per_s": args.slices / naive_s,
-    }
+    result["naive_slices_per_s"] = args.slices / naive_s
     result["ratio"] = result["harness_slices_per_s"] / result["naive_slices_per_s"]
     peak = peak_tflops(device, args.peak_tflops)
     if peak:
@@ -203,7 +225,12 @@ def main() -> None:
     parser.add_argument("--prompters", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak; default from a table by GPU name")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="decode timings: mean over this many passes")
+    parser.add_argument("--no-naive", action="store_true", help="skip the per-mask loop (time encode/decode only)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
     args.precision = args.precision or ("bf16" if cuda else "fp32")
     args.slices = args.slices or (32 if cuda else 2)
@@ -215,8 +242,11 @@ def main() -> None:
     for name in args.models.split(","):
         r = bench(name, args)
         line = (f"{name:7s} encode {r['encode_ms_per_slice']:8.1f} ms/slice  decode {r['decode_ms_per_slice']:7.1f} ms/slice"
-                f"  harness {r['harness_slices_per_s']:7.2f} slices/s  naive {r['naive_slices_per_s']:7.3f} slices/s"
-                f"  ratio {r['ratio']:5.1f}x")
+                f" ({args.prompters} calls; one call for all: {r['decode_all_ms_per_slice']:7.1f} ms; per-cell cost "
+                f"x{r['per_cell_decode_cost']:.2f} wall, x{r['per_cell_decode_cpu_cost']:.2f} CPU time)"
+                f"  harness {r['harness_slices_per_s']:7.2f} slices/s")
+        if "ratio" in r:
+            line += f"  naive {r['naive_slices_per_s']:7.3f} slices/s  ratio {r['ratio']:5.1f}x"
         if "encoder_fraction_of_peak" in r:
             line += f"  encoder {r['encoder_tflops']:.0f} TFLOPS = {100 * r['encoder_fraction_of_peak']:.0f}% of bf16 peak"
         print(line, flush=True)

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from mskbench.data.labels import select_labels
-from mskbench.data.preprocess import PreprocessConfig
+from mskbench.data.preprocess import PreprocessConfig, parse_physical
 from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError
+from mskbench.model_kinds import ModelKind, declared_kind, pair_problem
 from mskbench.plugin_manager import PluginInfo, Registry
 from mskbench.protocols import Biomarker, Dataset, Metric, Prompter
 from mskbench.suite import DatasetEntry, ModelEntry, PrompterEntry, Suite
@@ -43,6 +44,7 @@ class PlannedModel:
     entry: ModelEntry
     info: PluginInfo
     params: dict[str, Any]
+    kind: ModelKind
     skip_reason: str | None = None
 
 
@@ -86,6 +88,7 @@ class Plan:
         return {
             "suite": self.suite.config,
             "datasets": {name: d.params for name, d in self.datasets.items()},
+            "preprocess": {name: d.preprocess.describe() for name, d in self.datasets.items()},
             "models": {name: m.params for name, m in self.models.items()},
             "prompters": {name: e.params for name, e in self.prompter_entries.items()},
         }
@@ -102,18 +105,6 @@ def construct(info: PluginInfo, params: dict[str, Any], where: str, **extra: Any
 def _create(registry: Registry, kind: str, name: str, params: dict[str, Any], where: str) -> Any:
     info = registry.get(kind, name, where)
     return construct(info, registry.resolve_params(kind, name, params, where), where)
-
-
-def prompt_mismatch(model: str, prompter: str, produces: frozenset[str], accepts: frozenset[str]) -> str | None:
-    """Why a model cannot take a prompter's prompts, or None when it can."""
-    missing = set(produces) - set(accepts)
-    if not missing:
-        return None
-    return (
-        f"model '{model}' cannot take prompter '{prompter}': it produces {', '.join(sorted(missing))} prompts "
-        f"but the model supports {', '.join(sorted(accepts))}; leave the pair out with the model's `prompters` "
-        f"list or set only_supported = true on the prompter"
-    )
 
 
 def _plan_metrics(suite: Suite, registry: Registry) -> list[Metric]:
@@ -137,7 +128,14 @@ def _plan_metrics(suite: Suite, registry: Registry) -> list[Metric]:
 
 
 def preprocess_config(entry: DatasetEntry) -> PreprocessConfig:
-    """The dataset's `[datasets.preprocess]` table as a checked config."""
+    """The dataset's `[datasets.preprocess]` table as a checked config.
+
+    Small-object thresholds: ``min_object_mm2`` / ``min_object_mm3`` take a
+    number (mm² / mm³) or a string with a unit (``"25 mm2"``, ``"0.125 ml"``);
+    ``min_object_pixels`` / ``min_object_voxels`` take a whole number of
+    voxels. Giving both forms of one threshold, a unit that does not parse or
+    a negative value fails the plan with one line naming the key.
+    """
     values = dict(entry.preprocess)
     where = f"datasets.{entry.name}.preprocess"
     if "clip_percentiles" in values:
@@ -145,9 +143,25 @@ def preprocess_config(entry: DatasetEntry) -> PreprocessConfig:
         if not (isinstance(clip, list) and len(clip) == 2 and all(isinstance(v, (int, float)) for v in clip)):
             raise SuiteError(f"{where}.clip_percentiles: expected two numbers like [0.5, 99.5], got {clip!r}")
         values["clip_percentiles"] = tuple(float(v) for v in clip)
-    for key in ("min_object_pixels", "min_object_voxels"):
-        if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
-            raise SuiteError(f"{where}.{key}: expected a whole number, got {values[key]!r}")
+    for physical, voxels, kind in (
+        ("min_object_mm2", "min_object_pixels", "area"), ("min_object_mm3", "min_object_voxels", "volume")
+    ):
+        if physical in values and voxels in values:
+            raise SuiteError(
+                f"{where}: {physical} and {voxels} are both set; keep one: {physical} (physical size, scales "
+                f"with the spacing) or {voxels} (a voxel count, to reproduce a voxel rule exactly)"
+            )
+        if voxels in values:
+            count = values[voxels]
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise SuiteError(f"{where}.{voxels}: expected a whole number of voxels, got {count!r}")
+            if count < 0:
+                raise SuiteError(f"{where}.{voxels}: {count} is negative; use a count >= 0 (0 disables the removal)")
+        if physical in values:
+            try:
+                values[physical] = parse_physical(values[physical], kind)
+            except DataError as exc:
+                raise SuiteError(f"{where}.{physical}: {exc}") from None
     if "include_empty_slices" in values and not isinstance(values["include_empty_slices"], bool):
         raise SuiteError(f"{where}.include_empty_slices: expected true or false")
     try:
@@ -200,7 +214,7 @@ def _plan_model(entry: ModelEntry, index: int, registry: Registry) -> PlannedMod
     where = f"models[{index}]"
     info = registry.get("model", entry.plugin, where)
     params = registry.resolve_params("model", entry.plugin, entry.params, where)
-    planned = PlannedModel(entry, info, params)
+    planned = PlannedModel(entry, info, params, declared_kind(info.factory, f"{where} ({entry.name})"))
     if info.preflight is not None:
         try:
             info.preflight(params, entry.checkpoint)
@@ -224,6 +238,19 @@ def supported_prompts(info: PluginInfo) -> frozenset[str] | None:
     """What a model accepts, read from its factory without building the model."""
     value = getattr(info.factory, "supported_prompts", None)
     return frozenset(value) if value is not None else None
+
+
+def _check_every_model_has_cells(suite: Suite, cells: list[Cell]) -> None:
+    """An empty plan, or a model left without any prompter, is a suite mistake, not a run that writes nothing."""
+    with_cells = {cell.model for cell in cells}
+    for index, entry in enumerate(suite.models):
+        if entry.name not in with_cells:
+            raise SuiteError(
+                f"models[{index}] ({entry.name}): no cell left for this model: every prompter was left out by its "
+                f"`prompters` list or by only_supported = true; give it a prompter it can take or remove the model"
+            )
+    if not cells:
+        raise SuiteError("the plan has no cells; a suite needs at least one dataset × model × prompter × seed")
 
 
 def build_plan(suite: Suite, registry: Registry) -> Plan:
@@ -255,7 +282,9 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
             for prompter_name, prompter in prompters.items():
                 if model.entry.prompters is not None and prompter_name not in model.entry.prompters:
                     continue
-                mismatch = None if accepts is None else prompt_mismatch(model_name, prompter_name, prompter.produces, accepts)
+                mismatch = pair_problem(
+                    model_name, model.kind, accepts, model.entry.per_slice, prompter_name, prompter
+                )
                 if mismatch:
                     if prompter_entries[prompter_name].only_supported:
                         continue
@@ -265,4 +294,5 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     cells.append(cell)
                     if model.skip_reason:
                         skipped[cell.cell_id] = model.skip_reason
+    _check_every_model_has_cells(suite, cells)
     return Plan(suite, cells, skipped, datasets, models, prompters, prompter_entries, metrics)

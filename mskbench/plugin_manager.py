@@ -221,7 +221,22 @@ def load_registry(entry_point_list: Sequence[EntryPoint] | None = None) -> Regis
             log.debug("skipping %s (%s not in %s)", ep.name, distribution, ALLOW_LIST_ENV)
             continue
         _load_one(manager, registry, ep, distribution, version)
+    if allowed:
+        _warn_unknown_allowed(allowed, eps)
     return registry
+
+
+def _warn_unknown_allowed(allowed: set[str], eps: Sequence[EntryPoint]) -> None:
+    """One warning line when MSKBENCH_LOAD_PLUGINS names a distribution that provides no mskbench plugin."""
+    installed = {_normalise(name): name for name, _ in map(_distribution, eps)}
+    written = {_normalise(part.strip()): part.strip() for part in os.environ.get(ALLOW_LIST_ENV, "").split(",")}
+    unknown = sorted(written.get(name, name) for name in allowed if name not in installed)
+    if unknown:
+        others = sorted(name for key, name in installed.items() if key != BUILTIN_DISTRIBUTION)
+        log.warning(
+            "%s names %s, which is not an installed mskbench plugin distribution; installed: %s",
+            ALLOW_LIST_ENV, ", ".join(unknown), ", ".join(others) or f"none besides {BUILTIN_DISTRIBUTION}",
+        )
 
 
 def _load_one(manager: pluggy.PluginManager, registry: Registry, ep: EntryPoint, distribution: str, version: str) -> None:

@@ -3,6 +3,13 @@
 Factories registered through the hooks in :mod:`mskbench.hookspecs` return
 objects satisfying these protocols. They are structural (``typing.Protocol``):
 a plugin never imports a base class, it only has to have these members.
+
+Models come in two kinds, each its own small protocol: ``slice``
+(:class:`Segmenter`, encode/decode) and ``volume`` (:class:`VolumeModel`).
+Being ``interactive`` is a capability added to either kind
+(:class:`InteractiveSegmenter`, :class:`InteractiveVolumeModel`). The factory
+declares both (attributes ``kind`` and ``interactive``, see
+:mod:`mskbench.model_kinds`) so the plan checks them before a model is built.
 """
 
 from __future__ import annotations
@@ -52,6 +59,79 @@ class Segmenter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """One interactive step's output: the mask, and what the model wants back next round.
+
+    ``logits`` are the model's own low-resolution scores (SAM: 1×256×256,
+    fed back as ``mask_input``); None when the model has none.
+    """
+
+    mask: np.ndarray
+    logits: np.ndarray | None = None
+
+
+@runtime_checkable
+class InteractiveSegmenter(Protocol):
+    """A slice model that refines: one prompt with all clicks so far, plus its previous output.
+
+    ``previous`` is what the suite's ``feedback`` names: the previous
+    :attr:`Refinement.logits`, the previous bool mask, or None (first round,
+    or ``feedback = "none"``). ``feedback`` lists which of ``logits`` and
+    ``mask`` the model can take.
+    """
+
+    feedback: frozenset[str]
+
+    def refine(self, embedding: Any, prompt: Prompt, previous: np.ndarray | None) -> Refinement: ...
+
+
+@dataclass(frozen=True)
+class VolumeInput:
+    """What a volume model sees of a prepared subject; never the reference labels.
+
+    ``image`` is the uint8 normalised volume, ``spacing`` in mm per array
+    axis, ``axis`` the slicing axis, ``labels`` the label ids evaluated.
+    """
+
+    image: np.ndarray
+    spacing: tuple[float, float, float]
+    axis: int
+    labels: tuple[int, ...]
+
+
+@runtime_checkable
+class VolumeModel(Protocol):
+    """A 3D (or 2.5D, or propagating) model: a whole prepared subject in, a label volume out.
+
+    ``prompts`` are of the kinds in ``supported_prompts``, each with the
+    ``slice_index`` it lies on; a label may have several (a 2D prompter makes
+    one per slice), and none at all means an automatic call. The result is an
+    integer array of ``volume.image``'s shape.
+    """
+
+    supported_prompts: frozenset[str]
+
+    def predict(self, volume: VolumeInput, prompts: Sequence[Prompt]) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class InteractiveVolumeModel(Protocol):
+    """A volume model that refines one label from its initial prompt plus 3D clicks.
+
+    ``prompts`` hold every initial prompt of that label (a ``box3d``, or one
+    per slice from a 2D initial prompter) and one ``point`` prompt per click,
+    each with the ``slice_index`` it lies on; the mask is a bool volume.
+    ``previous`` as for :class:`InteractiveSegmenter`.
+    """
+
+    feedback: frozenset[str]
+
+    def refine(self, volume: VolumeInput, prompts: Sequence[Prompt], previous: np.ndarray | None) -> Refinement: ...
+
+
 @runtime_checkable
 class Prompter(Protocol):
     """Makes the prompts for one slice from its image and reference labels.
@@ -71,6 +151,30 @@ class Prompter(Protocol):
         rng: np.random.Generator,
         where: SliceRef,
     ) -> list[Prompt]: ...
+
+
+@runtime_checkable
+class VolumePrompter(Protocol):
+    """Makes 3D prompts (e.g. ``box3d``) for a whole subject; each records its ``slice_index``."""
+
+    produces: frozenset[str]
+
+    def volume_prompts(
+        self, image: np.ndarray, reference: np.ndarray, labels: Sequence[int], axis: int, rng: np.random.Generator
+    ) -> list[Prompt]: ...
+
+
+@runtime_checkable
+class InteractivePrompter(Protocol):
+    """Drives an interactive model (DESIGN §11); :class:`mskbench.interaction.clicks.ClicksPrompter`."""
+
+    produces: frozenset[str]
+    initial_prompter: Any  # a Prompter, a VolumePrompter, or None
+    rounds: int
+    space: str  # slice | volume
+    feedback: str  # logits | mask | none
+
+    def place(self, reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator) -> list[Any]: ...
 
 
 @dataclass(frozen=True)

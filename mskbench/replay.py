@@ -1,4 +1,8 @@
-"""Re-use the prompts recorded by an earlier run (``mskbench run --replay-prompts RUN_ID``)."""
+"""Re-use the prompts recorded by an earlier run (``mskbench run --replay-prompts RUN_ID``).
+
+Only round-0 prompts are replayed: the clicks of later rounds depend on the
+model's predictions, so they are placed anew (and recorded) in the new run.
+"""
 
 from __future__ import annotations
 
@@ -26,16 +30,16 @@ class PromptReplay:
             """
             SELECT c.dataset, c.prompter, c.seed, p.subject_id, p.slice_index, c.model, p.prompt_index,
                    p.kind, p.label, p.instance, p.x_min, p.y_min, p.x_max, p.y_max, p.points, p.point_labels,
-                   p.seed, p.score, p.detector_class, p.clipped
+                   p.seed, p.score, p.detector_class, p.clipped, p.first_slice, p.last_slice
             FROM prompts p JOIN cells c USING (run_id, cell_id)
-            WHERE p.run_id = ? ORDER BY c.model, p.prompt_index
+            WHERE p.run_id = ? AND p.round = 0 ORDER BY c.model, p.prompt_index
             """,
             [run_id],
         ).fetchall()
         self._prompts: dict[_Key, list[Prompt]] = defaultdict(list)
         first_model: dict[_Key, str] = {}
         for (dataset, prompter, seed, subject, k, model, _, kind, label, instance,
-             x0, y0, x1, y1, points, point_labels, prompt_seed, score, det_class, clipped) in rows:
+             x0, y0, x1, y1, points, point_labels, prompt_seed, score, det_class, clipped, first, last) in rows:
             key = (dataset, prompter, seed, subject, k)
             if first_model.setdefault(key, model) != model:
                 continue
@@ -45,10 +49,14 @@ class PromptReplay:
                     box=None if x0 is None else (x0, y0, x1, y1),
                     points=tuple(tuple(pt) for pt in json.loads(points)),
                     point_labels=tuple(json.loads(point_labels)),
-                    score=score, detector_class=det_class, clipped=bool(clipped),
+                    score=score, detector_class=det_class, clipped=bool(clipped), slice_index=k,
+                    extent=None if first is None else (first, last),
                 )
             )
         self._covered = {key[:3] for key in self._prompts}
+        self._by_subject: dict[tuple[str, str, int, str], dict[int, list[Prompt]]] = defaultdict(dict)
+        for key, prompts in self._prompts.items():
+            self._by_subject[key[:4]][key[4]] = prompts
         finished = store.execute(
             """
             SELECT DISTINCT c.dataset, c.prompter, c.seed, s.subject_id
@@ -60,7 +68,8 @@ class PromptReplay:
         self._subjects = set(finished)
         self.run_id = run_id
 
-    def prompts(self, dataset: str, prompter: str, seed: int, subject_id: str, slice_index: int) -> list[Prompt]:
+    def subject_prompts(self, dataset: str, prompter: str, seed: int, subject_id: str) -> dict[int, list[Prompt]]:
+        """The recorded round-0 prompts of one subject by slice; a subject or cell it lacks is one error line."""
         if (dataset, prompter, seed) not in self._covered:
             raise StoreError(
                 f"--replay-prompts {self.run_id}: that run has no prompts for dataset '{dataset}', "
@@ -71,4 +80,4 @@ class PromptReplay:
                 f"--replay-prompts {self.run_id}: that run did not evaluate subject '{subject_id}' of dataset "
                 f"'{dataset}' with prompter '{prompter}'; replay with the same subjects (e.g. the same --limit-subjects)"
             )
-        return list(self._prompts.get((dataset, prompter, seed, subject_id, slice_index), []))
+        return {k: list(prompts) for k, prompts in self._by_subject.get((dataset, prompter, seed, subject_id), {}).items()}

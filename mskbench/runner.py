@@ -1,13 +1,16 @@
-"""Execute a plan: stream subjects, encode once per (model, slice), decode all
-prompts of a slice in one call, score, and write one transaction per
-(subject, cell) (DESIGN §2, §5).
+"""Execute a plan: the scheduling loop (DESIGN §2, §12).
+
+Subjects stream in (the next one loads in the background while the current
+one runs; at most two in memory); for each subject the pending cells are
+grouped into one unit per model (:mod:`mskbench.execution.unit`), run in
+this process, and each (subject, cell)'s records go to the single writer
+(:mod:`mskbench.execution.writer`). Resume, replay and progress live here.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
-import resource
 import time
 import uuid
 from collections import defaultdict, deque
@@ -16,21 +19,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from mskbench.data.labels import select_labels
-from mskbench.data.preprocess import PreparedSubject, prepare_subject, take_slice
+from mskbench.data.preprocess import (
+    WARN_LOST_FRACTION,
+    PreparedSubject,
+    PreprocessConfig,
+    prepare_subject,
+    take_slice,
+)
 from mskbench.device import resolve_device
-from mskbench.errors import CheckpointError, DataError, SuiteError
+from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError, UserError
 from mskbench.manifest import build_manifest, sha256_of
-from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, construct, prompt_mismatch
+from mskbench.execution.prompts import PromptsBySlice, initial_prompts
+from mskbench.execution.records import biomarker_rows
+from mskbench.execution.unit import Unit, UnitContext, run_unit
+from mskbench.execution.writer import write_records
+from mskbench.model_kinds import feedback_given, pair_problem
+from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, construct
 from mskbench.progress import RunProgress
-from mskbench.prompting.seeding import prompt_rng
-from mskbench.protocols import Segmenter
+from mskbench.protocols import InteractivePrompter, InteractiveSegmenter, InteractiveVolumeModel, Segmenter, VolumeModel
 from mskbench.replay import PromptReplay
-from mskbench.scoring import score_subject
 from mskbench.store import RowBuffer, Store, to_json, utcnow
-from mskbench.types import Prompt, SliceRef, Subject
+from mskbench.types import Subject
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +65,57 @@ class RunResult:
     skipped_cells: dict[str, str] = field(default_factory=dict)
 
 
-def _peak_memory_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _find_resumable(store: Store, suite_hash: str) -> str | None:
+def _find_resumable(store: Store, suite_hash: str) -> tuple[str, dict[str, Any] | None] | None:
+    """The last unfinished run of the suite and the subject selection it recorded (None: not recorded)."""
     row = store.execute(
-        "SELECT run_id FROM runs WHERE suite_hash = ? AND status <> 'finished' ORDER BY started_at DESC LIMIT 1",
+        "SELECT run_id, manifest FROM runs WHERE suite_hash = ? AND status <> 'finished' "
+        "ORDER BY started_at DESC LIMIT 1",
         [suite_hash],
     ).fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    try:
+        manifest = json.loads(row[1]) if row[1] else {}
+    except ValueError:
+        manifest = {}
+    selection = manifest.get("subject_selection") if isinstance(manifest, dict) else None
+    return row[0], selection if isinstance(selection, dict) else None
+
+
+def _selection_change(run_id: str, then: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """Why a resume of ``run_id`` would evaluate other subjects than it started with, or None when it would not.
+
+    Resuming with another subject selection would finish the run with an
+    unequal number of subjects per cell, so it is refused rather than
+    extended: the message says what changed, how to resume the run as it
+    was, or to start a new one. Only the subjects count: another
+    ``--limit-subjects`` that selects the same subjects resumes.
+    """
+    old_subjects, new_subjects = then.get("subjects") or {}, now.get("subjects") or {}
+    changes = []
+    for dataset in sorted(set(old_subjects) | set(new_subjects)):
+        before, after = set(old_subjects.get(dataset, [])), set(new_subjects.get(dataset, []))
+        if before != after:
+            changes.append(f"dataset '{dataset}': {len(after - before)} subject(s) added, {len(before - after)} dropped")
+    if not changes:
+        return None
+    what = "; ".join(changes)
+    old_limit, new_limit = then.get("limit_subjects"), now.get("limit_subjects")
+    if old_limit != new_limit:
+        as_was = f"--limit-subjects {old_limit}" if old_limit is not None else "no --limit-subjects"
+        shown = f"--limit-subjects {new_limit}" if new_limit is not None else "no --limit-subjects"
+        return (f"--resume: run {run_id} was started with {as_was}, this command has {shown} ({what}); "
+                f"resume with {as_was}, or leave out --resume to start a new run with the new selection")
+    return (f"--resume: the subjects changed since run {run_id} was started ({what}); restore the data as it was "
+            f"to resume, or leave out --resume to start a new run with the new selection")
+
+
+def _feedback_used(prompter: Any, model: PlannedModel) -> dict[str, str]:
+    """An interactive cell records what its model really gets back each round, which may be less than
+    the prompter's ``feedback`` asks (SAM takes no mask; region_growing_3d takes nothing)."""
+    if not isinstance(prompter, InteractivePrompter):
+        return {}
+    return {"feedback_used": feedback_given(prompter.feedback, model.kind.feedback)}
 
 
 def subject_ids(planned: PlannedDataset, limit_subjects: int | None) -> list[str]:
@@ -93,7 +144,8 @@ class Runner:
         self.store = store
         self.options = options
         self.suite = plan.suite
-        self.models: dict[str, Segmenter] = {}
+        self.models: dict[str, Any] = {}
+        self.context = UnitContext(plan.prompters, plan.metrics, self.suite.metric_names)
         self.replay = PromptReplay(store, options.replay_prompts) if options.replay_prompts else None
         needs_torch = any(
             m.skip_reason is None and ("torch" in m.info.requires or "checkpoint" in m.info.requires)
@@ -104,10 +156,23 @@ class Runner:
         self.skip_bad_subjects = bool(self.suite.output.get("skip_bad_subjects", False)) if skip_bad is None else skip_bad
 
     # -- run bookkeeping -------------------------------------------------------------------
-    def start(self) -> RunResult:
+    def start(self, subjects: dict[str, list[str]] | None = None) -> RunResult:
+        """Begin a run, or continue the last unfinished one with ``--resume``.
+
+        ``subjects`` (dataset -> subject ids to evaluate) is recorded in the
+        manifest with ``--limit-subjects``; a resume must select the same.
+        """
+        selection = {"limit_subjects": self.options.limit_subjects, "subjects": subjects or {}}
         if self.options.resume:
-            run_id = _find_resumable(self.store, self.suite.hash)
-            if run_id is not None:
+            found = _find_resumable(self.store, self.suite.hash)
+            if found is not None:
+                run_id, recorded = found
+                if recorded is None:
+                    log.warning("run %s did not record its subject selection; resuming it without checking", run_id)
+                else:
+                    change = _selection_change(run_id, recorded, selection)
+                    if change:
+                        raise UserError(change)
                 log.warning("resuming run %s", run_id)
                 self.store.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
                 self._refresh_cell_status(run_id)
@@ -115,6 +180,7 @@ class Runner:
             log.warning("nothing to resume for this suite in %s; starting a new run", self.store.path)
         run_id = uuid.uuid4().hex[:12]
         manifest = build_manifest(self.suite.path, self.device, self.suite.seeds, self.plan.resolved_config())
+        manifest["subject_selection"] = selection
         buffer = RowBuffer()
         buffer.add(
             "runs", run_id=run_id, suite_name=self.suite.name, suite_hash=self.suite.hash,
@@ -133,6 +199,7 @@ class Runner:
                     "dataset": self.plan.datasets[cell.dataset].params,
                     "model": planned.params,
                     "prompter": self.plan.prompter_entries[cell.prompter].params,
+                    **_feedback_used(self.plan.prompters[cell.prompter], planned),
                 }),
                 status="skipped" if cell.cell_id in self.plan.skipped else "planned",
                 skip_reason=self.plan.skipped.get(cell.cell_id),
@@ -150,13 +217,14 @@ class Runner:
             )
 
     def finish(self, result: RunResult) -> None:
+        self.warn_preprocessing(result.run_id)
         self.store.execute(
             "UPDATE cells SET status = 'done' WHERE run_id = ? AND status = 'planned'", [result.run_id]
         )
         self.store.set_run_status(result.run_id, "finished")
 
     # -- models ------------------------------------------------------------------------------
-    def _model(self, name: str, result: RunResult) -> Segmenter | None:
+    def _model(self, name: str, result: RunResult) -> Any:
         if name in self.models:
             return self.models[name]
         planned: PlannedModel = self.plan.models[name]
@@ -176,19 +244,33 @@ class Runner:
         self.models[name] = model
         return model
 
-    def _check_prompt_support(self, name: str, model: Segmenter) -> None:
-        """The plan's check, for factories that do not declare `supported_prompts` before building."""
+    def _check_prompt_support(self, name: str, model: Any) -> None:
+        """The plan's checks again on the built model: its protocol, and prompts for factories that do not declare them."""
+        planned = self.plan.models[name]
+        kind = planned.kind
+        protocols = [Segmenter if kind.kind == "slice" else VolumeModel]
+        if kind.interactive:
+            protocols.append(InteractiveSegmenter if kind.kind == "slice" else InteractiveVolumeModel)
+        for protocol in protocols:
+            if not isinstance(model, protocol):
+                raise PluginError(
+                    f"models.{name}: plugin '{planned.entry.plugin}' declares a {kind.kind} model"
+                    f"{' (interactive)' if kind.interactive else ''} but builds a {type(model).__name__} "
+                    f"without the methods of {protocol.__name__} (mskbench.protocols)"
+                )
         for cell in self.plan.cells:
             if cell.model != name:
                 continue
-            produces = self.plan.prompters[cell.prompter].produces
-            mismatch = prompt_mismatch(name, cell.prompter, produces, frozenset(model.supported_prompts))
+            mismatch = pair_problem(
+                name, kind, frozenset(model.supported_prompts), planned.entry.per_slice, cell.prompter,
+                self.plan.prompters[cell.prompter],
+            )
             if mismatch:
                 raise SuiteError(mismatch)
 
-    def _maybe_cache(self, name: str, model: Segmenter) -> Segmenter:
+    def _maybe_cache(self, name: str, model: Any) -> Any:
         directory = self.suite.output.get("embedding_cache")
-        if not directory:
+        if not directory or self.plan.models[name].kind.kind != "slice":
             return model
         from pathlib import Path
 
@@ -199,7 +281,7 @@ class Runner:
         prefix = segmenter_key_prefix(self.plan.models[name].entry.plugin, model)
         return CachedSegmenter(model, cache, key_prefix=prefix)
 
-    def _record_model_manifest(self, name: str, model: Segmenter, run_id: str) -> None:
+    def _record_model_manifest(self, name: str, model: Any, run_id: str) -> None:
         self.store.execute(
             "UPDATE runs SET manifest = json_merge_patch(manifest, ?) WHERE run_id = ?",
             [to_json({"models": {name: model.describe()}}), run_id],
@@ -244,7 +326,26 @@ class Runner:
             shape=to_json(list(subject.volume.shape)), n_slices=len(prepared.slice_indices),
             source_sha256=to_json(hashes) if hashes else None,
         )
+        buffer_preprocessing(buffer, run_id, dataset, subject, prepared)
         self.store.write(buffer)
+
+    def warn_preprocessing(self, run_id: str) -> None:
+        """One warning line per dataset where preprocessing took > 10 % of a reference label (or all of it).
+
+        Read back from the `preprocessing` table, so a resumed run counts the
+        subjects of every session.
+        """
+        for name, planned in self.plan.datasets.items():
+            rows = self.store.execute(
+                "SELECT subject_id, label_name, outcome FROM preprocessing WHERE run_id = ? AND dataset = ? "
+                "AND voxels_before > 0 AND (voxels_after = 0 OR lost_fraction > ?) ORDER BY subject_id, label",
+                [run_id, name, WARN_LOST_FRACTION],
+            ).fetchall()
+            if rows:
+                total = self.store.execute(
+                    "SELECT count(DISTINCT subject_id) FROM preprocessing WHERE run_id = ? AND dataset = ?", [run_id, name]
+                ).fetchone()[0]
+                log.warning("%s", preprocessing_warning(name, planned.preprocess, rows, total))
 
     def skip_subject(self, run_id: str, dataset: str, subject_id: str, cells: Sequence[Cell], reason: str) -> None:
         buffer = RowBuffer()
@@ -255,40 +356,37 @@ class Runner:
             )
         self.store.write(buffer)
 
-    # -- prompts -----------------------------------------------------------------------------
-    def _prompts(
-        self, key: PromptKey, dataset: str, subject: Subject, prepared: PreparedSubject,
-        image: np.ndarray, reference: np.ndarray, index: int,
-    ) -> list[Prompt]:
-        prompter_name, seed = key
-        if self.replay is not None:
-            return self.replay.prompts(dataset, prompter_name, seed, subject.id, index)
-        rng, derived = prompt_rng(seed, prompter_name, dataset, subject.id, index)
-        where = SliceRef(dataset, subject.id, index, prepared.pixel_spacing)
-        label_ids = sorted(subject.label_map)
-        raw = self.plan.prompters[prompter_name].prompts(image, reference, label_ids, rng, where)
-        return [dataclasses.replace(p, prompter=prompter_name, seed=derived) for p in raw]
-
     # -- one subject, all pending cells ------------------------------------------------------
-    def run_subject(
-        self, result: RunResult, planned: PlannedDataset, subject: Subject, prepared: PreparedSubject,
-        pending: Sequence[Cell], progress: RunProgress, qc: bool = False,
-    ) -> None:
-        dataset = planned.entry.name
+    def subject_prompts(
+        self, dataset: str, prepared: PreparedSubject, pending: Sequence[Cell]
+    ) -> tuple[dict[str, PromptsBySlice], dict[str, float]]:
+        """Round-0 prompts per cell, made (or replayed) once per (prompter, seed): no model is part of the key."""
+        label_ids = sorted(prepared.subject.label_map)
         axis = prepared.axis
-        keys = sorted({(c.prompter, c.seed) for c in pending})
-        # Prompts depend on (prompter, seed, slice), never on the model: made once, shared by all models.
-        prompts: dict[PromptKey, dict[int, list[Prompt]]] = defaultdict(dict)
         images = {k: take_slice(prepared.image, axis, k) for k in prepared.slice_indices}
         references = {k: take_slice(prepared.labels, axis, k) for k in prepared.slice_indices}
-        prompt_seconds: dict[PromptKey, float] = defaultdict(float)
-        for key in keys:
-            for k in prepared.slice_indices:
-                started = time.perf_counter()
-                prompts[key][k] = self._prompts(key, dataset, subject, prepared, images[k], references[k], k)
-                prompt_seconds[key] += time.perf_counter() - started
+        made: dict[PromptKey, tuple[PromptsBySlice, float]] = {}
+        for key in sorted({(c.prompter, c.seed) for c in pending}):
+            began = time.perf_counter()
+            if self.replay is not None:
+                prompts = self.replay.subject_prompts(dataset, key[0], key[1], prepared.subject.id)
+            else:
+                prompts = initial_prompts(
+                    self.plan.prompters[key[0]], key[0], key[1], dataset, prepared, label_ids, images, references
+                )
+            made[key] = (prompts, time.perf_counter() - began)
+        initial = {c.cell_id: made[(c.prompter, c.seed)][0] for c in pending}
+        seconds = {c.cell_id: made[(c.prompter, c.seed)][1] for c in pending}
+        return initial, seconds
 
-        reference_biomarkers = self._biomarkers(planned, prepared.labels, subject, axis, "reference")
+    def run_subject(
+        self, result: RunResult, planned: PlannedDataset, prepared: PreparedSubject,
+        pending: Sequence[Cell], progress: RunProgress, qc: bool = False,
+    ) -> None:
+        """Schedule one unit per model with pending cells, run it here, hand its records to the writer."""
+        dataset = planned.entry.name
+        initial, prompt_seconds = self.subject_prompts(dataset, prepared, pending)
+        reference = biomarker_rows(planned.biomarkers, prepared.labels, prepared, "reference")
         by_model: dict[str, list[Cell]] = defaultdict(list)
         for cell in pending:
             by_model[cell.model].append(cell)
@@ -296,132 +394,49 @@ class Runner:
             model = self._model(model_name, result)
             if model is None:
                 continue
-            model_keys = [(c.prompter, c.seed) for c in cells]
-            batch_size = self.plan.models[model_name].entry.batch_size
-            predictions, timings = self._predict(model, batch_size, model_keys, prompts, images, prepared, progress)
-            for cell in cells:
-                key = (cell.prompter, cell.seed)
-                self._write_cell(
-                    result, planned, subject, prepared, cell, prompts[key], predictions[key],
-                    reference_biomarkers, timings, prompt_seconds[key], references, qc,
-                )
+            planned_model = self.plan.models[model_name]
+            unit = Unit(
+                dataset, prepared, model_name, planned_model.kind, planned_model.entry.batch_size, tuple(cells),
+                initial={c.cell_id: initial[c.cell_id] for c in cells},
+                prompt_seconds={c.cell_id: prompt_seconds[c.cell_id] for c in cells},
+                biomarkers=tuple(planned.biomarkers), reference_biomarkers=tuple(reference), qc=qc,
+                plugin=planned_model.entry.plugin,
+            )
+            for records in run_unit(unit, self.context, model, progress.advance_slice):
+                write_records(self.store, result.run_id, records)
 
-    def _predict(
-        self, model: Segmenter, batch_size: int, keys: Sequence[PromptKey], prompts: dict[PromptKey, dict[int, list[Prompt]]],
-        images: dict[int, np.ndarray], prepared: PreparedSubject, progress: RunProgress,
-    ) -> tuple[dict[PromptKey, dict[int, np.ndarray]], list[tuple[int, str, float]]]:
-        """Per prompt key, per label: a bool volume of the union of that label's masks."""
-        shape = prepared.labels.shape
-        predictions: dict[PromptKey, dict[int, np.ndarray]] = {key: {} for key in keys}
-        timings: list[tuple[int, str, float]] = []
-        indices = list(prepared.slice_indices)
-        for start in range(0, len(indices), batch_size):
-            batch = indices[start : start + batch_size]
-            began = time.perf_counter()
-            embeddings = model.encode([images[k] for k in batch])
-            per_slice = (time.perf_counter() - began) / len(batch)
-            for k, embedding in zip(batch, embeddings):
-                timings.append((k, "encode", per_slice))
-                all_prompts = [p for key in keys for p in prompts[key][k]]
-                began = time.perf_counter()
-                masks = model.decode(embedding, all_prompts) if all_prompts else np.zeros((0, *images[k].shape), bool)
-                timings.append((k, "decode", time.perf_counter() - began))
-                offset = 0
-                for key in keys:
-                    for prompt in prompts[key][k]:
-                        volume = predictions[key].get(prompt.label)
-                        if volume is None:
-                            volume = predictions[key][prompt.label] = np.zeros(shape, dtype=bool)
-                        target = take_slice(volume, prepared.axis, k)
-                        np.logical_or(target, masks[offset], out=target)
-                        offset += 1
-                progress.advance_slice()
-        return predictions, timings
 
-    def _biomarkers(
-        self, planned: PlannedDataset, labels: np.ndarray, subject: Subject, axis: int, source: str
-    ) -> list[dict[str, Any]]:
-        rows = []
-        for item in planned.biomarkers:
-            for value in item.biomarker.compute(labels, subject, item.structures, axis):
-                rows.append({
-                    "structure": value.structure, "biomarker": value.biomarker, "method": value.method,
-                    "source": source, "instance": value.instance, "value": value.value, "unit": value.unit,
-                })
-        return rows
-
-    def _write_cell(
-        self, result: RunResult, planned: PlannedDataset, subject: Subject, prepared: PreparedSubject,
-        cell: Cell, prompts: dict[int, list[Prompt]], predictions: dict[int, np.ndarray],
-        reference_biomarkers: list[dict[str, Any]], model_timings: list[tuple[int, str, float]],
-        prompt_seconds: float, references: dict[int, np.ndarray], qc: bool,
-    ) -> None:
-        base = {"run_id": result.run_id, "cell_id": cell.cell_id, "subject_id": subject.id}
-        buffer = RowBuffer()
-        labels = [subject.label_map[i] for i in sorted(subject.label_map)]
-        began = time.perf_counter()
-        slice_rows, subject_rows = score_subject(
-            prepared.labels, predictions, labels, prepared.slice_indices, prepared.axis,
-            subject.spacing, self.plan.metrics, base, self.suite.metric_names,
-        )
-        metric_seconds = time.perf_counter() - began
-        buffer.extend("slice_metrics", slice_rows)
-        buffer.extend("subject_metrics", subject_rows)
-        began = time.perf_counter()
-        predicted_labels = np.zeros(prepared.labels.shape, dtype=np.int32)
-        for label_id in sorted(predictions):
-            predicted_labels[predictions[label_id]] = label_id
-        prediction_biomarkers = self._biomarkers(planned, predicted_labels, subject, prepared.axis, "prediction")
-        biomarker_seconds = time.perf_counter() - began
-        buffer.extend("biomarkers", ({**base, **row} for row in reference_biomarkers + prediction_biomarkers))
-        self._buffer_prompts(buffer, base, prompts, references, cell, subject.label_map)
-        peak = _peak_memory_mb()
-        for k, stage, seconds in model_timings:
-            buffer.add("timings", **base, slice_index=k, stage=stage, seconds=seconds, peak_memory_mb=peak)
-        for stage, seconds in (("prompt", prompt_seconds), ("metrics", metric_seconds), ("biomarkers", biomarker_seconds)):
-            buffer.add("timings", **base, slice_index=-1, stage=stage, seconds=seconds, peak_memory_mb=peak)
-        if qc and prepared.slice_indices:
-            self._buffer_qc(buffer, base, prepared, references, predicted_labels)
+def buffer_preprocessing(buffer: RowBuffer, run_id: str, dataset: str, subject: Subject, prepared: PreparedSubject) -> None:
+    """The subject's `preprocessing` rows: reference voxels per label before and after small-object removal."""
+    for label_id, counts in sorted(prepared.label_voxels.items()):
+        info = subject.label_map.get(label_id)
         buffer.add(
-            "subject_status", **base, dataset=cell.dataset, status="done", reason=None, finished_at=utcnow()
+            "preprocessing", run_id=run_id, dataset=dataset, subject_id=subject.id, label=label_id,
+            label_name=info.name if info is not None else str(label_id), voxels_before=counts.before,
+            voxels_after=counts.after, lost_fraction=counts.lost_fraction, outcome=counts.outcome,
+            min_object_pixels=prepared.min_pixels, min_object_voxels=prepared.min_voxels,
         )
-        self.store.write(buffer)
-        log.info("committed subject %s cell %s", subject.id, cell.cell_id)
 
-    @staticmethod
-    def _buffer_qc(
-        buffer: RowBuffer, base: dict[str, Any], prepared: PreparedSubject,
-        references: dict[int, np.ndarray], predicted_labels: np.ndarray,
-    ) -> None:
-        """A thumbnail of the slice with the most reference foreground, for the report's QC overlays."""
-        from mskbench.report.qc import encode_qc_slice
 
-        k = max(prepared.slice_indices, key=lambda i: int(np.count_nonzero(references[i])))
-        image = take_slice(prepared.image, prepared.axis, k)
-        thumbnail = encode_qc_slice(image, references[k], take_slice(predicted_labels, prepared.axis, k))
-        buffer.add("qc_slices", **base, slice_index=k, **thumbnail)
-
-    def _buffer_prompts(
-        self, buffer: RowBuffer, base: dict[str, Any], prompts: dict[int, list[Prompt]],
-        references: dict[int, np.ndarray], cell: Cell, label_map: dict[int, Any],
-    ) -> None:
-        prompter = self.plan.prompters[cell.prompter]
-        is_detector = bool(getattr(prompter, "is_detector", False))
-        for k, slice_prompts in prompts.items():
-            for i, p in enumerate(slice_prompts):
-                box = p.box or (None, None, None, None)
-                buffer.add(
-                    "prompts", **base, slice_index=k, prompt_index=i, label=p.label, instance=p.instance,
-                    kind=p.kind, x_min=box[0], y_min=box[1], x_max=box[2], y_max=box[3],
-                    points=to_json([list(pt) for pt in p.points]), point_labels=to_json(list(p.point_labels)),
-                    prompter=p.prompter, seed=p.seed, score=p.score, detector_class=p.detector_class,
-                    clipped=p.clipped,
-                )
-            if is_detector:
-                from mskbench.prompting.detections import detection_records
-
-                for record in detection_records(slice_prompts, references[k], sorted(label_map)):
-                    buffer.add("detections", **base, slice_index=k, **dataclasses.asdict(record))
+def preprocessing_warning(dataset: str, config: PreprocessConfig, rows: Sequence[tuple[str, str, str]], total: int) -> str:
+    """The one-line warning for a dataset; ``rows`` = (subject_id, label_name, outcome) of the flagged labels."""
+    subjects = {subject for subject, _, _ in rows}
+    removed: dict[str, int] = defaultdict(int)
+    reduced: dict[str, int] = defaultdict(int)
+    for _, label, outcome in rows:
+        (removed if outcome == "removed" else reduced)[label] += 1
+    parts = []
+    if removed:
+        parts.append("vanished: " + ", ".join(f"{label} in {n}" for label, n in sorted(removed.items())))
+    if reduced:
+        parts.append("lost > 10 %: " + ", ".join(f"{label} in {n}" for label, n in sorted(reduced.items())))
+    per_slice, per_volume = config.threshold_keys
+    return (
+        f"dataset {dataset}: small-object removal deleted reference anatomy in {len(subjects)} of {total} "
+        f"subject{'s' if total != 1 else ''} ({'; '.join(parts)}); lower or zero "
+        f"datasets.{dataset}.preprocess.{per_slice} / {per_volume} (0 disables), counts per subject in the "
+        "`preprocessing` table"
+    )
 
 
 def _pending_cells(cells: Sequence[Cell], subject_id: str, finished: set[tuple[str, str]], skipped: dict[str, str]) -> list[Cell]:
@@ -459,15 +474,21 @@ def _prefetch(runner: Runner, planned: PlannedDataset, work: Sequence[tuple[int,
 
 def run_plan(plan: Plan, options: RunOptions) -> RunResult:
     """Run every pending (subject, cell) of the plan; safe to kill and ``--resume``."""
-    store = Store(options.db)
+    selection = {name: subject_ids(planned, options.limit_subjects) for name, planned in plan.datasets.items()}
+    for name, ids in selection.items():
+        if not ids:
+            split = plan.datasets[name].entry.split
+            raise SuiteError(f"datasets.{name}: no subjects in split '{split}'; check the data, or set "
+                             f"split = \"all\" for a dataset without a test split")
+    store = Store.open_for_writing(options.db)
     try:
         runner = Runner(plan, store, options)
-        result = runner.start()
+        result = runner.start(selection)
         finished = store.finished_pairs(result.run_id)
         with RunProgress(enabled=options.show_progress) as progress:
             for name, planned in plan.datasets.items():
                 cells = plan.cells_for(name)
-                ids = subject_ids(planned, options.limit_subjects)
+                ids = selection[name]
                 progress.start_dataset(name, len(ids))
                 work = []
                 for position, subject_id in enumerate(ids):
@@ -484,7 +505,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunResult:
                         runner.record_subject(result.run_id, name, subject, prepared)
                         progress.start_slices(subject_id, len(prepared.slice_indices) * len({c.model for c in pending}))
                         qc = position < QC_SUBJECTS_PER_DATASET
-                        runner.run_subject(result, planned, subject, prepared, pending, progress, qc)
+                        runner.run_subject(result, planned, prepared, pending, progress, qc)
                     progress.advance_subject()
         runner.finish(result)
         return result

@@ -7,12 +7,14 @@ separately named column.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from mskbench.data.preprocess import take_slice
+from mskbench.metrics.cases import REMOVED_BY_PREPROCESSING
 from mskbench.metrics.engine import score_unit, size_bin
 from mskbench.protocols import Metric, MetricValue
 from mskbench.types import LabelInfo
@@ -27,6 +29,13 @@ def _selected(
     return state, {name: value for name, value in values.items() if name in names}
 
 
+def _removed(values: dict[str, MetricValue]) -> tuple[str, dict[str, MetricValue]]:
+    """The row of a label preprocessing deleted: NaN for every metric, nothing substituted."""
+    return REMOVED_BY_PREPROCESSING, {
+        name: dataclasses.replace(value, value=float("nan"), substituted=False) for name, value in values.items()
+    }
+
+
 def score_subject(
     reference: np.ndarray,
     predictions: Mapping[int, np.ndarray],
@@ -37,12 +46,16 @@ def score_subject(
     metrics: Sequence[Metric],
     base: Mapping[str, Any],
     names: Collection[str] | None = None,
+    removed: Collection[int] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Slice and subject metric rows for one subject and one cell.
 
     ``predictions`` maps label id to a bool volume on the reference grid;
     ``base`` holds the identifying columns (run_id, cell_id, subject_id);
-    ``names`` keeps only those metric values (None keeps all).
+    ``names`` keeps only those metric values (None keeps all); ``removed``
+    lists labels that preprocessing deleted from the reference entirely: their
+    rows get case state ``removed_by_preprocessing`` and NaN values (not the
+    both_empty / false_positive the cleaned masks would give).
     """
     pixel_spacing = tuple(s for i, s in enumerate(spacing) if i != axis)
     slice_rows: list[dict[str, Any]] = []
@@ -59,6 +72,8 @@ def score_subject(
             pred_slice = take_slice(pred_volume, axis, index)
             area_fraction = np.count_nonzero(ref_slice) / slice_area
             state, values = _selected(score_unit(ref_slice, pred_slice, pixel_spacing, metrics), names)
+            if label.id in removed:
+                state, values = _removed(values)
             bin_name = size_bin(area_fraction) if area_fraction > 0 else None
             for metric, value in values.items():
                 per_metric.setdefault(metric, []).append(value.value)
@@ -68,6 +83,8 @@ def score_subject(
                     "metric": metric, "value": value.value, "substituted": value.substituted,
                 })
         state, values = _selected(score_unit(ref_volume, pred_volume, spacing, metrics), names)
+        if label.id in removed:
+            state, values = _removed(values)
         for metric, value in values.items():
             slice_values = np.asarray(per_metric.get(metric, []), dtype=float)
             finite = slice_values[~np.isnan(slice_values)]

@@ -1,8 +1,11 @@
 """Parse and validate suite TOML files (docs/suites.md is the user-facing schema).
 
 Reading resolves ``include`` inheritance and ``${ENV}`` interpolation, then
-checks every key against the schema below so a typo is reported with its key
-path and the nearest valid key before any work starts.
+checks every key against the schemas below so a typo is reported with its key
+path and the nearest valid key, and a value of the wrong type or out of range
+with its key path, before any work starts. The schemas are
+:class:`mskbench.params.Param` tables checked by
+:func:`mskbench.params.validate_params`, the mechanism plugin params use.
 """
 
 from __future__ import annotations
@@ -18,21 +21,88 @@ from pathlib import Path
 from typing import Any
 
 from mskbench.errors import SuiteError
-from mskbench.params import suggest
+from mskbench.params import Param, ParamsSchema, check_value, suggest, validate_params
 
-# Allowed keys per table; a value of dict means "free-form table" (plugin params).
-_SUITE_KEYS = {"name", "description", "seed", "seeds", "device"}
-_DATASET_KEYS = {"name", "plugin", "params", "split", "slice_axis", "labels", "merge", "preprocess", "limit_subjects"}
-_PREPROCESS_KEYS = {"clip_percentiles", "min_object_pixels", "min_object_voxels", "include_empty_slices"}
-_MODEL_KEYS = {"name", "plugin", "params", "checkpoint", "on_missing_checkpoint", "batch_size", "prompters"}
-_PROMPTER_KEYS = {"name", "plugin", "params", "only_supported"}
-_METRICS_KEYS = {"names", "params"}
-_BIOMARKER_ENTRY_KEYS = {"labels", "tissues", "params", "plugin"}
-_OUTPUT_KEYS = {"db", "embedding_cache", "embedding_cache_max_gb", "skip_bad_subjects"}
-_TOP_KEYS = {"include", "suite", "datasets", "models", "prompters", "metrics", "biomarkers", "output"}
+MAX_SEED = 2**31 - 1
+DEFAULT_DB = "results/mskbench.duckdb"
+DEVICE = Param("str", "auto", help="auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:[0-9]+)?")
 _SLICE_AXES = ("axial", "sagittal", "coronal", "through_plane")
 _SPLITS = ("train", "val", "test", "all")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = Param("str", None, help="must be non-empty and must not contain ':' (cell ids join names with it)",
+              pattern=r"[^:]+")
+_NAMES = Param("list", None, items="str", min_items=1)
+
+# The suite's own tables, declared like plugin params and checked by the same
+# `validate_params` (docs/suites.md lists them). A `dict` param is a free-form
+# table (a plugin's params) checked later against that plugin's schema.
+TOP_SCHEMA: ParamsSchema = {
+    "include": Param("list", None, items="str", help="other suite files merged first (read before validation)"),
+    "suite": Param("dict", {}),
+    "datasets": Param("list", [], items="dict"),
+    "models": Param("list", [], items="dict"),
+    "prompters": Param("list", [], items="dict"),
+    "metrics": Param("dict", {}),
+    "biomarkers": Param("dict", None),
+    "output": Param("dict", {}),
+}
+SUITE_SCHEMA: ParamsSchema = {
+    "name": Param("str", None, help="recorded in runs.suite_name (default: the file's stem)", pattern=r".*\S.*"),
+    "description": Param("str", ""),
+    "seed": Param("int", 0, minimum=0, maximum=MAX_SEED),
+    "seeds": Param("list", None, items="int", min_items=1, minimum=0, maximum=MAX_SEED),
+    "device": DEVICE,
+}
+DATASET_SCHEMA: ParamsSchema = {
+    "name": _NAME,
+    "plugin": Param("str"),
+    "params": Param("dict", {}),
+    "split": Param("str", "test", choices=_SPLITS),
+    "slice_axis": Param("str", None, choices=_SLICE_AXES),
+    "labels": _NAMES,
+    "merge": Param("dict", {}),
+    "preprocess": Param("dict", {}),
+    "limit_subjects": Param("int", None, minimum=1),
+}
+_MERGE_ENTRY = Param("list", items="str", min_items=1)
+_PREPROCESS_KEYS = {
+    "clip_percentiles", "min_object_mm2", "min_object_mm3", "min_object_pixels", "min_object_voxels",
+    "include_empty_slices",
+}
+MODEL_SCHEMA: ParamsSchema = {
+    "name": _NAME,
+    "plugin": Param("str"),
+    "params": Param("dict", {}),
+    "checkpoint": Param("path", None),
+    "on_missing_checkpoint": Param("str", "skip", choices=("skip", "error")),
+    "batch_size": Param("int", 4, minimum=1),
+    "prompters": _NAMES,
+    "per_slice": Param("bool", False, help="a slice model takes box3d prompts as the key slice's box on every slice of the extent"),
+}
+PROMPTER_SCHEMA: ParamsSchema = {
+    "name": _NAME,
+    "plugin": Param("str"),
+    "params": Param("dict", {}),
+    "only_supported": Param("bool", False),
+}
+METRICS_SCHEMA: ParamsSchema = {
+    "names": _NAMES,
+    "params": Param("dict", {}),
+}
+_METRIC_PARAMS = Param("dict")
+BIOMARKERS_SWITCH: ParamsSchema = {"enabled": Param("bool", True)}
+BIOMARKER_SCHEMA: ParamsSchema = {
+    "plugin": Param("str", None),
+    "labels": _NAMES,
+    "tissues": _NAMES,
+    "params": Param("dict", {}),
+}
+OUTPUT_SCHEMA: ParamsSchema = {
+    "db": Param("path", DEFAULT_DB, help="results database (--db overrides)"),
+    "embedding_cache": Param("path", None, help="on-disk embedding cache directory"),
+    "embedding_cache_max_gb": Param("float", 2.0, minimum=0.001, help="the cache's size bound in GB"),
+    "skip_bad_subjects": Param("bool", False, help="record unreadable subjects as skipped and go on"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +127,7 @@ class ModelEntry:
     on_missing_checkpoint: str = "skip"
     batch_size: int = 4
     prompters: tuple[str, ...] | None = None
+    per_slice: bool = False  # a slice model takes box3d prompts as the key slice's box on every slice of the extent
 
 
 @dataclass(frozen=True)
@@ -78,7 +149,8 @@ class BiomarkerEntry:
 
 @dataclass(frozen=True)
 class Suite:
-    """A validated suite; ``config`` is the resolved TOML as a plain dict."""
+    """A validated suite; ``config`` is the resolved TOML as a plain dict (its hash identifies the suite),
+    ``output`` the ``[output]`` table with its defaults filled in."""
 
     name: str
     description: str
@@ -144,15 +216,19 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in chain:
         raise SuiteError(f"{path}: include cycle ({' -> '.join(str(p) for p in (*chain, path))}); remove one include")
+    where = f" (included from {chain[-1]})" if chain else ""
     if not path.exists():
-        where = f" (included from {chain[-1]})" if chain else ""
         raise SuiteError(f"{path}: suite file not found{where}; check the path")
+    if path.is_dir():
+        raise SuiteError(f"{path}: is a directory, not a suite file{where}; name the .toml file inside it")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError:
         raise SuiteError(f"{path}: not a UTF-8 text file; a suite is a .toml file") from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read the suite file{where}: {exc.strerror or exc}") from None
     includes = data.pop("include", None)
     if includes is None:
         return data
@@ -166,47 +242,13 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(merged, data)
 
 
-def _require(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in table:
-        raise SuiteError(f"{where}.{key}: required key is missing")
-    value = table[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise SuiteError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-    return value
+def _table(schema: ParamsSchema, table: Any, where: str) -> dict[str, Any]:
+    """One suite table checked against its schema (the mechanism plugin params use), defaults filled in."""
+    return validate_params(schema, table, where, noun="key", error=SuiteError)
 
 
-def _optional(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any) -> Any:
-    value = table.get(key, default)
-    if value is default:
-        return value
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise SuiteError(f"{where}.{key}: expected {names}, got {value!r}")
-    return value
-
-
-def _strings(value: Any, where: str) -> tuple[str, ...] | None:
-    """A list of strings as a tuple; None stays None; anything else is an error."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SuiteError(f"{where}: expected a list of names like [\"a\", \"b\"], got {value!r}")
-    return tuple(value)
-
-
-def _name(table: Mapping[str, Any], default: str, where: str) -> str:
-    """An entry's name; ':' is reserved because cell ids join names with it."""
-    name = _optional(table, "name", str, where, default)
-    if not name or ":" in name:
-        raise SuiteError(f"{where}.name: '{name}' must be non-empty and must not contain ':'")
-    return name
-
-
-def _entries(config: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-    value = config.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise SuiteError(f"{key}: expected an array of tables ([[{key}]])")
-    return value
+def _strings(value: list[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
 
 
 def _unique(names: list[str], where: str) -> None:
@@ -219,120 +261,86 @@ def _unique(names: list[str], where: str) -> None:
 
 def _parse_dataset(table: dict[str, Any], i: int) -> DatasetEntry:
     where = f"datasets[{i}]"
-    _check_keys(table, _DATASET_KEYS, where)
-    plugin = _require(table, "plugin", str, where)
-    split = _optional(table, "split", str, where, "test")
-    if split not in _SPLITS:
-        raise SuiteError(f"{where}.split: '{split}' is not one of {', '.join(_SPLITS)}{suggest(split, _SPLITS)}")
-    axis = _optional(table, "slice_axis", str, where, None)
-    if axis is not None and axis not in _SLICE_AXES:
-        raise SuiteError(f"{where}.slice_axis: '{axis}' is not one of {', '.join(_SLICE_AXES)}{suggest(axis, _SLICE_AXES)}")
-    preprocess = _optional(table, "preprocess", dict, where, {})
-    _check_keys(preprocess, _PREPROCESS_KEYS, f"{where}.preprocess")
-    labels = _strings(table.get("labels"), f"{where}.labels")
-    merge = _optional(table, "merge", dict, where, {})
-    merged = {k: _strings(v, f"{where}.merge.{k}") for k, v in merge.items()}
-    limit = _optional(table, "limit_subjects", int, where, None)
-    if limit is not None and limit < 1:
-        raise SuiteError(f"{where}.limit_subjects: must be at least 1, got {limit}")
+    values = _table(DATASET_SCHEMA, table, where)
+    _check_keys(values["preprocess"], _PREPROCESS_KEYS, f"{where}.preprocess")
+    merge = {
+        name: tuple(check_value(_MERGE_ENTRY, members, f"{where}.merge.{name}", SuiteError))
+        for name, members in values["merge"].items()
+    }
     return DatasetEntry(
-        name=_name(table, plugin, where),
-        plugin=plugin,
-        params=_optional(table, "params", dict, where, {}),
-        split=split,
-        slice_axis=axis,
-        labels=labels,
-        merge=merged,
-        preprocess=preprocess,
-        limit_subjects=limit,
+        name=values["name"] or values["plugin"],
+        plugin=values["plugin"],
+        params=values["params"],
+        split=values["split"],
+        slice_axis=values["slice_axis"],
+        labels=_strings(values["labels"]),
+        merge=merge,
+        preprocess=values["preprocess"],
+        limit_subjects=values["limit_subjects"],
     )
 
 
 def _parse_model(table: dict[str, Any], i: int) -> ModelEntry:
-    where = f"models[{i}]"
-    _check_keys(table, _MODEL_KEYS, where)
-    plugin = _require(table, "plugin", str, where)
-    policy = _optional(table, "on_missing_checkpoint", str, where, "skip")
-    if policy not in ("skip", "error"):
-        raise SuiteError(f"{where}.on_missing_checkpoint: must be 'skip' or 'error', got '{policy}'")
-    prompters = _strings(table.get("prompters"), f"{where}.prompters")
-    batch = _optional(table, "batch_size", int, where, 4)
-    if batch < 1:
-        raise SuiteError(f"{where}.batch_size: must be at least 1, got {batch}")
+    values = _table(MODEL_SCHEMA, table, f"models[{i}]")
     return ModelEntry(
-        name=_name(table, plugin, where),
-        plugin=plugin,
-        params=_optional(table, "params", dict, where, {}),
-        checkpoint=_optional(table, "checkpoint", str, where, None),
-        on_missing_checkpoint=policy,
-        batch_size=batch,
-        prompters=prompters,
+        name=values["name"] or values["plugin"],
+        plugin=values["plugin"],
+        params=values["params"],
+        checkpoint=values["checkpoint"],
+        on_missing_checkpoint=values["on_missing_checkpoint"],
+        batch_size=values["batch_size"],
+        prompters=_strings(values["prompters"]),
+        per_slice=values["per_slice"],
     )
 
 
 def _parse_prompter(table: dict[str, Any], i: int) -> PrompterEntry:
-    where = f"prompters[{i}]"
-    _check_keys(table, _PROMPTER_KEYS, where)
-    plugin = _require(table, "plugin", str, where)
+    values = _table(PROMPTER_SCHEMA, table, f"prompters[{i}]")
     return PrompterEntry(
-        name=_name(table, plugin, where),
-        plugin=plugin,
-        params=_optional(table, "params", dict, where, {}),
-        only_supported=_optional(table, "only_supported", bool, where, False),
+        name=values["name"] or values["plugin"],
+        plugin=values["plugin"],
+        params=values["params"],
+        only_supported=values["only_supported"],
     )
 
 
-def _parse_biomarkers(table: Any) -> tuple[tuple[BiomarkerEntry, ...] | None, bool]:
+def _parse_biomarkers(table: dict[str, Any] | None) -> tuple[tuple[BiomarkerEntry, ...] | None, bool]:
     if table is None:
         return None, True
-    if not isinstance(table, dict):
-        raise SuiteError("biomarkers: expected a table ([biomarkers])")
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise SuiteError(f"biomarkers.enabled: expected true or false, got {enabled!r}")
+    enabled = _table(BIOMARKERS_SWITCH, {k: v for k, v in table.items() if k == "enabled"}, "biomarkers")["enabled"]
     entries = []
     for name, entry in table.items():
         if name == "enabled":
             continue
         where = f"biomarkers.{name}"
         if not isinstance(entry, dict):
-            raise SuiteError(f"{where}: expected a table ([{where}]) or `enabled = false`")
-        _check_keys(entry, _BIOMARKER_ENTRY_KEYS, where)
+            raise SuiteError(f"{where}: expected a table ([{where}]) or `enabled = false`, got {entry!r}")
+        values = _table(BIOMARKER_SCHEMA, entry, where)
         entries.append(
             BiomarkerEntry(
                 name=name,
-                plugin=_optional(entry, "plugin", str, where, name),
-                labels=_strings(entry.get("labels"), f"{where}.labels"),
-                tissues=_strings(entry.get("tissues"), f"{where}.tissues"),
-                params=_optional(entry, "params", dict, where, {}),
+                plugin=values["plugin"] or name,
+                labels=_strings(values["labels"]),
+                tissues=_strings(values["tissues"]),
+                params=values["params"],
             )
         )
     return (tuple(entries) if entries else None), enabled
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Read, merge includes, interpolate ``${ENV}`` and check the structure."""
+    """Read, merge includes, interpolate ``${ENV}`` and check every key by type and range."""
     path = Path(path).resolve()
     config = _interpolate(_read_toml(path), "")
-    _check_keys(config, _TOP_KEYS, "")
-    head = _optional(config, "suite", dict, "", {})
-    _check_keys(head, _SUITE_KEYS, "suite")
-    name = _optional(head, "name", str, "suite", path.stem)
-    seed = _optional(head, "seed", int, "suite", 0)
-    if not 0 <= seed < 2**31:
-        raise SuiteError(f"suite.seed: {seed} is outside 0 to 2147483647")
-    seeds = _optional(head, "seeds", list, "suite", [seed])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in seeds):
-        raise SuiteError("suite.seeds: expected a non-empty list of integers from 0 to 2147483647")
+    top = _table(TOP_SCHEMA, config, "")
+    head = _table(SUITE_SCHEMA, top["suite"], "suite")
+    seeds = head["seeds"] if head["seeds"] is not None else [head["seed"]]
     if len(set(seeds)) != len(seeds):
         raise SuiteError(f"suite.seeds: {seeds} repeats a seed; each seed is one repetition of every cell")
-    device = _optional(head, "device", str, "suite", "auto")
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise SuiteError(f"suite.device: '{device}' is not auto, cpu or cuda{suggest(device, ['auto', 'cpu', 'cuda'])}")
 
-    datasets = [_parse_dataset(t, i) for i, t in enumerate(_entries(config, "datasets"))]
-    models = [_parse_model(t, i) for i, t in enumerate(_entries(config, "models"))]
-    prompters = [_parse_prompter(t, i) for i, t in enumerate(_entries(config, "prompters"))]
+    datasets = [_parse_dataset(t, i) for i, t in enumerate(top["datasets"])]
+    models = [_parse_model(t, i) for i, t in enumerate(top["models"])]
+    prompters = [_parse_prompter(t, i) for i, t in enumerate(top["prompters"])]
     for key, entries in (("datasets", datasets), ("models", models), ("prompters", prompters)):
         if not entries:
             raise SuiteError(f"{path}: no [[{key}]] entries; a suite needs at least one of each")
@@ -343,25 +351,21 @@ def load_suite(path: str | Path) -> Suite:
             if name not in prompter_names:
                 raise SuiteError(f"models[{i}].prompters: unknown prompter '{name}'{suggest(name, prompter_names)}")
 
-    metrics = _optional(config, "metrics", dict, "", {})
-    _check_keys(metrics, _METRICS_KEYS, "metrics")
-    metric_names = _strings(metrics.get("names"), "metrics.names")
-    if metric_names is not None and not metric_names:
-        raise SuiteError("metrics.names: empty; list the metrics to record or remove the key to record all")
-    metric_params = _optional(metrics, "params", dict, "metrics", {})
-    biomarkers, biomarkers_enabled = _parse_biomarkers(config.get("biomarkers"))
-    output = _optional(config, "output", dict, "", {})
-    _check_keys(output, _OUTPUT_KEYS, "output")
+    metrics = _table(METRICS_SCHEMA, top["metrics"], "metrics")
+    for plugin, params in metrics["params"].items():
+        check_value(_METRIC_PARAMS, params, f"metrics.params.{plugin}", SuiteError)
+    biomarkers, biomarkers_enabled = _parse_biomarkers(top["biomarkers"])
+    output = _table(OUTPUT_SCHEMA, top["output"], "output")
     return Suite(
-        name=name,
-        description=_optional(head, "description", str, "suite", ""),
+        name=head["name"] if head["name"] is not None else path.stem,
+        description=head["description"],
         seeds=tuple(seeds),
-        device=device,
+        device=head["device"],
         datasets=tuple(datasets),
         models=tuple(models),
         prompters=tuple(prompters),
-        metric_names=metric_names,
-        metric_params=metric_params,
+        metric_names=_strings(metrics["names"]),
+        metric_params=metrics["params"],
         biomarkers=biomarkers,
         biomarkers_enabled=biomarkers_enabled,
         output=output,

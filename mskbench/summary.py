@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.table import Table
 
@@ -9,38 +11,60 @@ from mskbench.plan import Plan
 from mskbench.store import Store
 
 SUMMARY_SQL = """
-WITH per_subject AS (
-    SELECT m.cell_id, m.subject_id, avg(m.value) AS dice
-    FROM subject_metrics m
-    WHERE m.run_id = ? AND m.metric = 'dice' AND NOT isnan(m.value)
+WITH final AS (
+    SELECT cell_id, max(round) AS round FROM subject_metrics WHERE run_id = ? GROUP BY cell_id
+), per_subject AS (
+    SELECT m.cell_id, m.subject_id,
+           avg(m.value) FILTER (WHERE m.metric = ?) AS headline,
+           avg(m.value) FILTER (WHERE m.metric = 'dsc_auc') AS dsc_auc
+    FROM subject_metrics m JOIN final f ON m.cell_id = f.cell_id AND m.round = f.round
+    WHERE m.run_id = ? AND m.metric IN (?, 'dsc_auc') AND NOT isnan(m.value)
     GROUP BY m.cell_id, m.subject_id
 ), skipped AS (
     SELECT cell_id, count(*) AS n FROM subject_status WHERE run_id = ? AND status = 'skipped' GROUP BY cell_id
 )
-SELECT c.dataset, c.model, c.prompter, c.seed, c.status, avg(p.dice) AS mean_dice, count(p.subject_id) AS n,
-       coalesce(max(s.n), 0) AS skipped
+SELECT c.dataset, c.model, c.prompter, c.seed, c.status, avg(p.headline) AS final_value, avg(p.dsc_auc) AS dsc_auc,
+       count(p.subject_id) AS n, coalesce(max(s.n), 0) AS skipped
 FROM cells c
 LEFT JOIN per_subject p USING (cell_id)
 LEFT JOIN skipped s USING (cell_id)
 WHERE c.run_id = ?
 GROUP BY c.dataset, c.model, c.prompter, c.seed, c.status
-ORDER BY c.dataset, mean_dice DESC NULLS LAST, c.model, c.prompter, c.seed
+ORDER BY c.dataset, final_value DESC NULLS LAST, c.model, c.prompter, c.seed
 """
 
 
-def summary_rows(db_path: str, run_id: str) -> list[tuple]:
-    with Store(db_path, read_only=True) as store:
-        return store.execute(SUMMARY_SQL, [run_id, run_id, run_id]).fetchall()
+def headline_metric(metric_names: Sequence[str] | None) -> str:
+    """The metric the summary shows: Dice, or the suite's first metric when Dice is not selected."""
+    return "dice" if not metric_names or "dice" in metric_names else metric_names[0]
 
 
-def print_summary(db_path: str, run_id: str, console: Console) -> None:
-    """Mean subject Dice (mean over labels, then over subjects) per cell."""
-    table = Table(title=f"run {run_id} — mean subject Dice ({db_path})")
-    for column in ("dataset", "model", "prompter", "seed", "mean Dice", "n", "skipped"):
-        table.add_column(column, justify="right" if column in ("seed", "mean Dice", "n", "skipped") else "left")
-    for dataset, model, prompter, seed, status, dice, n, skipped in summary_rows(db_path, run_id):
-        shown = "skipped" if status == "skipped" else ("—" if dice is None else f"{dice:.3f}")
-        table.add_row(dataset, model, prompter, str(seed), shown, str(n), str(skipped))
+def summary_rows(db_path: str, run_id: str, metric: str = "dice") -> list[tuple]:
+    """Per cell: the mean over subjects of ``metric`` (mean over labels) at the cell's final round."""
+    with Store.open_for_reading(db_path) as store:
+        return store.execute(SUMMARY_SQL, [run_id, metric, run_id, metric, run_id, run_id]).fetchall()
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def print_summary(db_path: str, run_id: str, console: Console, metric: str = "dice") -> None:
+    """Mean subject ``metric`` of the final round (mean over labels, then over subjects) per cell; with
+    interactive cells also ``dsc_auc`` (docs/interactive.md)."""
+    rows = summary_rows(db_path, run_id, metric)
+    interactive = any(row[6] is not None for row in rows)
+    name = "Dice" if metric == "dice" else metric
+    table = Table(title=f"run {run_id} — mean subject {name}{' (final round)' if interactive else ''} ({db_path})")
+    final = "final_dsc" if metric == "dice" else f"final {metric}"
+    columns = ["dataset", "model", "prompter", "seed", final if interactive else f"mean {name}"]
+    columns += ["dsc_auc"] if interactive else []
+    for column in [*columns, "n", "skipped"]:
+        table.add_column(column, justify="left" if column in ("dataset", "model", "prompter") else "right")
+    for dataset, model, prompter, seed, status, value, auc, n, skipped in rows:
+        values = ["skipped" if status == "skipped" else _number(value)]
+        values += [_number(auc)] if interactive else []
+        table.add_row(dataset, model, prompter, str(seed), *values, str(n), str(skipped))
     console.print(table)
 
 

@@ -88,8 +88,8 @@ class Subject:
     truth: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
-PromptKind = Literal["box", "point", "box+point", "none"]
-PROMPT_KINDS: tuple[str, ...] = ("box", "point", "box+point", "none")
+PromptKind = Literal["box", "point", "box+point", "box3d", "none"]
+PROMPT_KINDS: tuple[str, ...] = ("box", "point", "box+point", "box3d", "none")
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,10 @@ class Prompt:
 
     ``box`` is (x_min, y_min, x_max, y_max), inclusive, x = column. ``points``
     are (x, y) pairs with ``point_labels`` 1 (foreground) or 0 (background).
+    ``round`` is 0 for an initial prompt and k for the k-th correction.
+    A 3D prompt (``box3d``, or a click placed in the volume) records the slice
+    it lives on in ``slice_index``; a ``box3d`` also spans the slices
+    ``extent`` = (first, last), inclusive, along the slicing axis.
     """
 
     kind: PromptKind
@@ -111,6 +115,9 @@ class Prompt:
     score: float | None = None
     detector_class: int | None = None
     clipped: bool = False
+    round: int = 0
+    slice_index: int | None = None
+    extent: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -113,8 +114,7 @@ def test_manual_download_checkpoint_does_not_offer_fetch():
 
 def test_explicit_path_wins_over_the_folder(tmp_path, isolated):
     (isolated / "sam_vit_b_01ec64.pth").write_bytes(b"in folder")
-    mine = tmp_path / "mine.pth"
-    mine.write_bytes(b"mine")
+    mine = _state_file(tmp_path / "mine.pth", {"w": torch.ones(1)})
     assert ck.resolve_checkpoint("sam_vit_b", str(mine)) == mine
     assert ck.resolve_checkpoint("sam_vit_b", None) == isolated / "sam_vit_b_01ec64.pth"
     with pytest.raises(CheckpointError, match="does not exist"):
@@ -214,6 +214,24 @@ def test_non_checkpoints_are_one_checkpoint_error(tmp_path, writer):
     assert "\n" not in message and str(path) in message
 
 
+@pytest.mark.parametrize(
+    "writer, expected",
+    [
+        (lambda p: p.write_text("weights: see README\n"), "is not a PyTorch checkpoint (it does not begin as files"),
+        (lambda p: p.write_bytes(b""), "is an empty file"),
+        (lambda p: p.write_bytes(_truncated_checkpoint()), "is not a PyTorch checkpoint (RuntimeError: "),
+        (lambda p: p.write_bytes(pickle.dumps({"w": _Payload()})), "contains Python objects"),
+    ],
+    ids=["text", "empty", "truncated", "plain-pickle"],
+)
+def test_non_checkpoints_are_told_apart(tmp_path, writer, expected):
+    """A text file is not 'Python objects': torch reads any bytes as pickle opcodes, mskbench must not echo it."""
+    path = tmp_path / "bad.pth"
+    writer(path)
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        ck.load_checkpoint_state(path, None)
+
+
 def _truncated_checkpoint() -> bytes:
     import io
 
@@ -260,5 +278,38 @@ def test_models_table_says_where_it_looks(capsys, isolated):
 
 def test_pickled_objects_are_refused_not_executed(tmp_path):
     path = _state_file(tmp_path / "obj.pth", {"w": torch.ones(1), "extra": _Payload()})
-    with pytest.raises(CheckpointError, match=r"weights_only=True\) refuses \(Unsupported global: GLOBAL .*_Payload"):
+    with pytest.raises(CheckpointError) as err:
         ck.load_checkpoint_state(path, None)
+    assert str(err.value) == (
+        f"checkpoint {path} contains Python objects that mskbench will not load (only tensors are accepted; "
+        "it refers to test_checkpoints._Payload); use the official checkpoint file"
+    )
+
+
+@pytest.mark.parametrize(
+    "writer, expected",
+    [
+        (lambda p: p.write_text("see README\n"), "is not a PyTorch checkpoint (it does not begin as files torch.save"),
+        (lambda p: p.write_bytes(b""), "is an empty file"),
+        (lambda p: p.mkdir(), "is a directory, not a file"),
+    ],
+    ids=["text", "empty", "directory"],
+)
+def test_an_own_checkpoint_that_cannot_be_one_fails_before_loading(tmp_path, writer, expected):
+    """`validate` (the plugins' preflight) reads the first bytes of the user's own file, nothing more."""
+    path = tmp_path / "mine.pth"
+    writer(path)
+    with pytest.raises(CheckpointError, match=re.escape(f"checkpoint {path} (given for 'sam_vit_b') {expected}")):
+        ck.resolve_checkpoint("sam_vit_b", str(path))
+
+
+def test_a_directory_given_as_checkpoint_is_named_as_such(tmp_path, isolated):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    with pytest.raises(CheckpointError, match="is a directory, not a file"):
+        ck.resolve_checkpoint("sam_vit_b", str(folder))
+    with pytest.raises(CheckpointError, match="is a directory, not a file"):
+        ck.load_checkpoint_state(folder, None)
+    (isolated / "sam_vit_b_01ec64.pth").mkdir()
+    with pytest.raises(CheckpointError, match="is a directory, not a file; remove it and download"):
+        ck.resolve_checkpoint("sam_vit_b", None)

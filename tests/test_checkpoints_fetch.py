@@ -28,6 +28,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     requests: list[str | None] = []
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path == "/download-page":  # what a file host answers with instead of the file
+            body = b"<!doctype html><html><body>Click here to download</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path != "/tiny.pth":
             self.send_error(404, "Not Found")
             return
@@ -84,6 +92,8 @@ def registry(tmp_path, monkeypatch, server):
         "tiny_wrong_hash": {"filename": "tiny.pth", "url": f"{server}/tiny.pth", "plugin": "sam",
                             "sha256": "ab" * 32},
         "tiny_404": {"filename": "gone.pth", "url": f"{server}/gone.pth", "plugin": "sam"},
+        "no_hash": {"filename": "tiny.pth", "url": f"{server}/tiny.pth", "plugin": "sam"},
+        "web_page": {"filename": "page.pth", "url": f"{server}/download-page", "plugin": "sam"},
     }  # fmt: skip
     path = tmp_path / "registry.json"
     path.write_text(json.dumps(entries))
@@ -196,3 +206,29 @@ def test_a_dropped_connection_keeps_the_part_and_the_next_fetch_resumes(registry
     _Handler.cut_after = None
     assert fetch_checkpoint("tiny").read_bytes() == PAYLOAD
     assert _Handler.requests == [None, "bytes=100000-"]
+
+
+def test_fetch_without_a_known_hash_warns_in_one_line(registry, caplog):
+    with caplog.at_level("WARNING", logger="mskbench.segmenters.download"):
+        assert fetch_checkpoint("no_hash").read_bytes() == PAYLOAD
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "no sha256 is known for 'no_hash' and none was given with --sha256: the download cannot be verified"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mskbench.segmenters.download"):
+        fetch_checkpoint("no_hash", registry / "again", sha256=PAYLOAD_SHA)
+        fetch_checkpoint("tiny", registry / "third")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_web_page_instead_of_the_file_is_refused_and_nothing_kept(registry, server, capsys):
+    with pytest.raises(CheckpointError) as err:
+        fetch_checkpoint("web_page")
+    assert str(err.value).startswith(f"{server}/download-page returned a web page (text/html), not a checkpoint;")
+    assert not (registry / "page.pth").exists() and not (registry / "page.pth.part").exists()
+    # also with a hash given: the page is refused for what it is, before any byte is written
+    assert main(["models", "fetch", "tiny", "--url", f"{server}/download-page"]) == 2
+    err_text = capsys.readouterr().err
+    assert "returned a web page" in err_text and err_text.count("\n") == 1
+    assert not (registry / "tiny.pth.part").exists()

@@ -91,6 +91,31 @@ def test_allow_list(tmp_path, monkeypatch):
     assert "alpha" in registry.names("model")
 
 
+def test_allow_list_naming_an_uninstalled_distribution_warns_once(tmp_path, monkeypatch, caplog):
+    make_distribution(tmp_path, "alpha-plugin", GOOD.replace("{name}", "alpha"))
+    with caplog.at_level("WARNING", logger="mskbench.plugin_manager"):
+        registry = registry_from(tmp_path, monkeypatch, allow="alpha_plugin, Beta_Plugin, gamma")
+    assert "alpha" in registry.names("model")
+    warnings = [r.getMessage() for r in caplog.records if "MSKBENCH_LOAD_PLUGINS" in r.getMessage()]
+    assert warnings == [
+        "MSKBENCH_LOAD_PLUGINS names Beta_Plugin, gamma, which is not an installed mskbench plugin distribution; "
+        "installed: alpha-plugin"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mskbench.plugin_manager"):
+        registry_from(tmp_path, monkeypatch, allow="alpha-plugin,mskbench")
+    assert not [r for r in caplog.records if "MSKBENCH_LOAD_PLUGINS" in r.getMessage()]
+
+
+def test_allow_list_warning_is_one_stderr_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "mskbench", "plugins", "--json"], capture_output=True, text=True,
+        env={**_env(), "MSKBENCH_LOAD_PLUGINS": "no-such-dist"}, check=True,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "names no-such-dist" in lines[0] and "installed:" in lines[0], done.stderr
+
+
 def test_unknown_name_suggests():
     with pytest.raises(PluginError, match=r"unknown model 'box_fil' \(did you mean 'box_fill'\?\)"):
         load_registry().get("model", "box_fil", "models[0]")

@@ -223,3 +223,181 @@ def test_export_parquet(tmp_path):
     assert main(["export", "--db", str(db), "--table", "subject_metrics", "--format", "parquet", "--out", str(out)]) == 0
     assert pq.read_table(out).num_rows == table(db, "SELECT count(*) FROM subject_metrics")[0][0]
     assert main(["export", "--db", str(db), "--table", "subject_metric", "--out", str(out)]) == 2
+
+
+# --- a cell's rows do not depend on the other cells of the suite (issue 12) ----------------------------
+
+CROSS_CELL_SUITE = """
+[suite]
+name = "cross_cell"
+seed = 3
+device = "cpu"
+
+[[datasets]]
+name = "knee"
+plugin = "phantom"
+params = {{ anatomy = "knee", subjects = 2, seed = 8, pixel_spacing_min = 1.2, pixel_spacing_max = 1.2 }}
+split = "all"
+
+[[models]]
+name = "batch_sensitive"
+plugin = "batch_sensitive_test_model"
+{prompters}
+[metrics]
+names = ["dice", "iou"]
+"""
+
+CROSS_CELL_PROMPTERS = {
+    "A": 'plugin = "jitter_box"\nparams = { mode = "symmetric", max_shift = 4 }',
+    "B": 'plugin = "gt_box"',
+    "C": 'plugin = "jitter_box"\nparams = { mode = "outward", max_shift = 9 }',
+}
+
+
+class BatchSensitiveModel:
+    """A box model whose decode depends on which prompts share the call, as a batched floating-point decoder's
+    does (issue 12 saw one pixel flip), made large and certain: each mask is its box less the last
+    ``len(prompts) // 4`` columns."""
+
+    supported_prompts = frozenset({"box"})
+
+    def encode(self, images):
+        return [{"shape": image.shape} for image in images]
+
+    def decode(self, embedding, prompts):
+        masks = np.zeros((len(prompts), *embedding["shape"]), dtype=bool)
+        trim = len(prompts) // 4
+        for mask, p in zip(masks, prompts):
+            x0, y0, x1, y1 = (int(round(v)) for v in p.box)
+            mask[y0 : y1 + 1, x0 : max(x0, x1 + 1 - trim)] = True
+        return masks
+
+    def describe(self):
+        return {"name": "batch_sensitive"}
+
+
+@pytest.fixture
+def batch_sensitive_model(monkeypatch):
+    from mskbench.plugin_manager import PluginInfo, get_registry
+
+    def factory(device, checkpoint):
+        return BatchSensitiveModel()
+
+    factory.supported_prompts = BatchSensitiveModel.supported_prompts
+    info = PluginInfo(name="batch_sensitive_test_model", kind="model", factory=factory,
+                      description="test model", version="0", distribution="tests")
+    monkeypatch.setitem(get_registry().plugins, ("model", info.name), info)
+
+
+def cross_cell_suite(tmp_path: Path, prompters: str) -> Path:
+    blocks = "".join(f'\n[[prompters]]\nname = "{p}"\n{CROSS_CELL_PROMPTERS[p]}\n' for p in prompters)
+    path = tmp_path / f"cross_{prompters}.toml"
+    path.write_text(CROSS_CELL_SUITE.format(prompters=blocks))
+    return path
+
+
+def rows_of(db: Path, prompter: str) -> dict[str, list[tuple]]:
+    return {name: [row for row in rows if row[2] == prompter] for name, rows in snapshot(db).items()}
+
+
+def simulate_kill(db: Path, keep_for_first_subject: set[str]) -> None:
+    """The state a run killed part-way leaves: the first subject committed for some cells only, the second not at all."""
+    con = duckdb.connect(str(db))
+    try:
+        first, second = (r[0] for r in con.execute("SELECT DISTINCT subject_id FROM subjects ORDER BY 1").fetchall())
+        cells = dict(con.execute("SELECT prompter, cell_id FROM cells").fetchall())
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'cell_id' "
+            "INTERSECT SELECT table_name FROM information_schema.columns WHERE column_name = 'subject_id'").fetchall()]
+        dropped = [cells[p] for p in cells if p not in keep_for_first_subject]
+        for table in tables:
+            con.execute(f"DELETE FROM {table} WHERE subject_id = ?", [second])
+            con.execute(f"DELETE FROM {table} WHERE subject_id = ? AND cell_id IN (SELECT unnest(?))", [first, dropped])
+        con.execute("DELETE FROM subjects WHERE subject_id = ?", [second])
+        con.execute("UPDATE runs SET status = 'running'")
+    finally:
+        con.close()
+
+
+def test_a_cells_rows_do_not_depend_on_the_other_cells_or_on_what_resume_had_pending(tmp_path, batch_sensitive_model):
+    alone, together, resumed = tmp_path / "a.duckdb", tmp_path / "abc.duckdb", tmp_path / "resumed.duckdb"
+    assert main(["run", str(cross_cell_suite(tmp_path, "A")), "--db", str(alone)]) == 0
+    full_suite = cross_cell_suite(tmp_path, "ABC")
+    assert main(["run", str(full_suite), "--db", str(together)]) == 0
+    assert main(["run", str(full_suite), "--db", str(resumed)]) == 0
+    simulate_kill(resumed, keep_for_first_subject={"B", "C"})  # A of subject 1 and all of subject 2 pending
+    assert table(resumed, "SELECT count(*) FROM subject_status WHERE subject_id = (SELECT min(subject_id) FROM subjects)") == [(2,)]
+    assert main(["run", str(full_suite), "--db", str(resumed), "--resume"]) == 0
+    assert table(resumed, "SELECT count(DISTINCT run_id), min(status) FROM runs") == [(1, "finished")]
+
+    reference = rows_of(alone, "A")
+    assert len(reference["slice_metrics"]) > 50 and len({r[3] for r in reference["subject_status"]}) == 2
+    assert rows_of(together, "A") == reference
+    assert rows_of(resumed, "A") == reference
+    assert rows_of(resumed, "B") == rows_of(together, "B")  # and the other cells are whole after the resume
+
+
+def small_suite(tmp_path: Path, metrics: str) -> Path:
+    """One low-resolution spine subject, box_fill with gt_box and jitter, no biomarkers: a run of about a second."""
+    suite = tmp_path / "small.toml"
+    suite.write_text(textwrap.dedent(SUITE.format(subjects=1, models=BOX_FILL, shift=6)).replace(
+        'anatomy = "knee"', 'anatomy = "spine", pixel_spacing_min = 1.6, pixel_spacing_max = 1.7'
+    ).replace('names = ["dice", "iou", "hd95"]', f'names = [{metrics}]\n\n[biomarkers]\nenabled = false'))
+    return suite
+
+
+def test_summary_shows_the_first_metric_when_dice_is_not_selected(tmp_path, capsys):
+    assert main(["run", str(small_suite(tmp_path, '"iou", "hd95"')), "--db", str(tmp_path / "r.duckdb")]) == 0
+    out = capsys.readouterr().out
+    assert "mean subject iou" in out
+    [row] = [line for line in out.splitlines() if "gt_box" in line]
+    assert float(row.split("│")[5]) > 0.5  # the filled tight box's IoU, not "—"
+
+
+#: the four tables as a release before per-round scoring made them (`git show 3d30700~1:mskbench/store.py`)
+OLD_COLUMNS = {
+    "prompts": "run_id VARCHAR, cell_id VARCHAR, subject_id VARCHAR, slice_index INTEGER, prompt_index INTEGER, "
+               "label INTEGER, instance INTEGER, kind VARCHAR, x_min DOUBLE, y_min DOUBLE, x_max DOUBLE, y_max DOUBLE, "
+               "points JSON, point_labels JSON, prompter VARCHAR, seed BIGINT, score DOUBLE, detector_class INTEGER, "
+               "clipped BOOLEAN",
+    "slice_metrics": "run_id VARCHAR, cell_id VARCHAR, subject_id VARCHAR, slice_index INTEGER, label INTEGER, "
+                     "label_name VARCHAR, case_state VARCHAR, area_fraction DOUBLE, size_bin VARCHAR, metric VARCHAR, "
+                     "value DOUBLE, substituted BOOLEAN",
+    "subject_metrics": "run_id VARCHAR, cell_id VARCHAR, subject_id VARCHAR, label INTEGER, label_name VARCHAR, "
+                       "case_state VARCHAR, metric VARCHAR, value DOUBLE, substituted BOOLEAN, slice_mean DOUBLE, "
+                       "n_slices INTEGER",
+    "timings": "run_id VARCHAR, cell_id VARCHAR, subject_id VARCHAR, slice_index INTEGER, stage VARCHAR, "
+               "seconds DOUBLE, peak_memory_mb DOUBLE",
+}
+
+
+def test_database_from_before_rounds_resumes_and_replays(tmp_path):
+    """An old database (no `round`, `first_slice`, `last_slice`) holding a killed run: resume finishes it to the
+    same rows as a fresh run, with its old rows read as round 0, and replay reads its prompts."""
+    from mskbench.store import TABLES
+
+    suite = small_suite(tmp_path, '"dice"')
+    fresh, old = tmp_path / "fresh.duckdb", tmp_path / "old.duckdb"
+    assert main(["run", str(suite), "--db", str(fresh)]) == 0
+    con = duckdb.connect(str(old))
+    con.execute(f"ATTACH '{fresh}' AS fresh (READ_ONLY)")
+    done = con.execute("SELECT cell_id FROM fresh.cells WHERE prompter = 'gt_box'").fetchone()[0]
+    for name, columns in TABLES.items():  # the gt_box cell finished, the jitter cell pending
+        declared = OLD_COLUMNS.get(name, ", ".join(f"{c} {t}" for c, t in columns))
+        con.execute(f"CREATE TABLE {name} ({declared})")
+        names = ", ".join(part.split()[0] for part in declared.split(", "))
+        where = f"WHERE cell_id = '{done}'" if "cell_id" in names and name != "cells" else ""
+        con.execute(f"INSERT INTO {name} SELECT {names} FROM fresh.{name} {where}")
+    con.execute("UPDATE runs SET status = 'running', finished_at = NULL")
+    con.close()
+
+    assert main(["run", str(suite), "--db", str(old), "--resume"]) == 0
+    assert table(old, "SELECT count(DISTINCT run_id), min(status) FROM runs") == [(1, "finished")]
+    assert snapshot(old) == snapshot(fresh)
+    for name in ("prompts", "slice_metrics", "subject_metrics", "timings"):
+        assert table(old, f"SELECT DISTINCT round FROM {name}") == [(0,)], name
+    run_id = table(old, "SELECT run_id FROM runs")[0][0]
+    assert main(["run", str(suite), "--db", str(old), "--replay-prompts", run_id]) == 0
+    per_run = table(old, f"SELECT run_id = '{run_id}', subject_id, slice_index, label, metric, value FROM slice_metrics")
+    replayed = sorted(row[1:] for row in per_run if not row[0])
+    assert replayed == sorted(row[1:] for row in per_run if row[0]) and replayed

@@ -141,7 +141,7 @@ def test_shipped_suites_validate(repo):
     ("edit", "message"),
     [
         (("[suite]", "[suite]\nseeds = [1, 1]"), "repeats a seed"),
-        (("[suite]", "[suite]\nseeds = [3000000000]"), "from 0 to 2147483647"),
+        (("[suite]", "[suite]\nseeds = [3000000000]"), r"suite\.seeds\[0\]: 3000000000 is above the maximum 2147483647"),
         (('plugin = "box_fill"', 'plugin = "box_fill"\nprompters = [1]'), r"models\[0\]\.prompters: expected a list of names"),
         (('plugin = "box_fill"', 'plugin = "box_fill"\nname = "a:b"'), "must not contain ':'"),
         (('[[models]]', '[metrics]\nnames = []\n\n[[models]]'), "metrics.names: empty"),
@@ -170,3 +170,122 @@ def test_dataset_selection_and_preprocessing_fail_validation(tmp_path, capsys, e
 def test_usage_errors_are_one_block_and_exit_2(capsys):
     assert main(["run", "--no-such-option", "x.toml"]) == 2
     assert "No such option" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[output]\ndb = 5", r"^output\.db: expected a path \(a non-empty string\), got 5"),
+        ('[output]\nembedding_cache_max_gb = "abc"', r"^output\.embedding_cache_max_gb: expected a finite number, got 'abc'"),
+        ("[output]\nembedding_cache_max_gb = -1", r"^output\.embedding_cache_max_gb: -1\.0 is below the minimum"),
+        ("[output]\nembedding_cache_max_gb = nan", r"^output\.embedding_cache_max_gb: expected a finite number, got nan"),
+        ('[output]\nskip_bad_subjects = "false"', r"^output\.skip_bad_subjects: expected true or false, got 'false'; write false without quotes"),
+        ('[output]\ndbb = "x.duckdb"', r"^output\.dbb: unknown key \(did you mean 'db'\?\)"),
+        ('[metrics]\nparams = { surface = 2 }', r"^metrics\.params\.surface: expected a table"),
+        ('[biomarkers]\nenabled = "no"', r"^biomarkers\.enabled: expected true or false"),
+        ('[suite]\nseed = "1"', r"^suite\.seed: expected a whole number, got '1'; write the number without quotes"),
+        ('[suite]\nseed = -1', r"^suite\.seed: -1 is below the minimum 0"),
+        ('[suite]\ndevice = "gpu"', r"^suite\.device: 'gpu' is not valid: auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_every_suite_key_is_checked_by_type_and_range(tmp_path, extra, message):
+    # Appended tables go after the entries; a [suite] table replaces MINIMAL's.
+    text = MINIMAL.replace('[suite]\nname = "t"\nseed = 3\n', "") + "\n" + extra + "\n" if extra.startswith("[suite]") \
+        else MINIMAL + "\n" + extra + "\n"
+    with pytest.raises(SuiteError, match=message):
+        load_suite(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('plugin = "box_fill"', 'plugin = "box_fill"\nbatch_size = 0'), r"models\[0\]\.batch_size: 0 is below the minimum 1"),
+        (('plugin = "box_fill"', 'plugin = "box_fill"\non_missing_checkpoint = "eror"'), r"'eror' is not one of 'skip', 'error' \(did you mean 'error'\?\)"),
+        (('plugin = "box_fill"', 'plugin = "box_fill"\ncheckpoint = 3'), r"models\[0\]\.checkpoint: expected a path"),
+        (('plugin = "gt_box"', 'plugin = "gt_box"\nonly_supported = 1'), r"prompters\[0\]\.only_supported: expected true or false"),
+        (('plugin = "phantom"', 'plugin = "phantom"\nsplit = "tets"'), r"datasets\[0\]\.split: 'tets' is not one of .*\(did you mean 'test'\?\)"),
+        (('plugin = "phantom"', 'plugin = "phantom"\nlimit_subjects = 0'), r"datasets\[0\]\.limit_subjects: 0 is below the minimum 1"),
+        (('plugin = "phantom"', 'plugin = "phantom"\nmerge = { bone = "femur" }'), r"datasets\[0\]\.merge\.bone: expected a list of names"),
+        (('params = { anatomy = "knee", subjects = 2 }', 'params = 4'), r"datasets\[0\]\.params: expected a table"),
+        (('[suite]', 'output = 3\n[suite]'), r"^output: expected a table"),
+        (('[[models]]', '[[models]]\nplugin = 7\n[[models]]'), r"models\[0\]\.plugin: expected a string, got 7"),
+        (('[[prompters]]\nplugin = "gt_box"', '[[prompters]]\nname = "g"'), r"prompters\[0\]\.plugin: required key is missing"),
+    ],
+)
+def test_entry_keys_are_checked_by_type_and_range(tmp_path, edit, message):
+    with pytest.raises(SuiteError, match=message):
+        load_suite(write(tmp_path, MINIMAL.replace(*edit, 1)))
+
+
+def test_output_defaults_are_filled_in(tmp_path):
+    suite = load_suite(write(tmp_path, MINIMAL + '\n[output]\nembedding_cache_max_gb = 1\n'))
+    assert suite.output == {"db": "results/mskbench.duckdb", "embedding_cache": None,
+                            "embedding_cache_max_gb": 1.0, "skip_bad_subjects": False}
+    assert isinstance(suite.output["embedding_cache_max_gb"], float)
+
+
+def test_a_directory_is_not_a_suite(tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(SuiteError, match="folder: is a directory, not a suite file; name the .toml file"):
+        load_suite(tmp_path / "folder")
+    child = write(tmp_path, 'include = "folder"\n' + MINIMAL, "child.toml")
+    with pytest.raises(SuiteError, match=r"is a directory, not a suite file \(included from .*child\.toml\)"):
+        load_suite(child)
+    assert main(["validate", str(tmp_path / "folder")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL.replace('plugin = "box_fill"', 'plugin = "box_fill"\nprompters = []'), r"models\[0\]\.prompters: empty"),
+        (MINIMAL.replace('plugin = "gt_box"', 'plugin = "points"\nonly_supported = true'),
+         r"models\[0\] \(box_fill\): no cell left for this model"),
+        (MINIMAL + '\n[[models]]\nname = "b"\nplugin = "box_fill"\nprompters = ["pts"]\n'
+                   '\n[[prompters]]\nname = "pts"\nplugin = "points"\nonly_supported = true\n',
+         r"models\[1\] \(b\): no cell left for this model"),
+    ],
+)
+def test_an_empty_plan_is_a_plan_error(tmp_path, capsys, text, message):
+    assert main(["validate", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err
+
+
+def test_resume_refuses_a_changed_subject_selection(tmp_path, capsys):
+    import duckdb
+
+    suite = write(tmp_path, MINIMAL.replace('[suite]\nname = "t"', '[suite]\nname = "t"\ndevice = "cpu"')
+                  .replace('plugin = "phantom"', 'plugin = "phantom"\nsplit = "all"'))
+    db = tmp_path / "r.duckdb"
+    assert main(["run", str(suite), "--db", str(db), "--limit-subjects", "1"]) == 0
+    with duckdb.connect(str(db)) as con:  # as if the run had been killed
+        (manifest,) = con.execute("UPDATE runs SET status = 'running' RETURNING manifest").fetchone()
+    import json
+
+    recorded = json.loads(manifest)["subject_selection"]
+    assert recorded["limit_subjects"] == 1 and len(recorded["subjects"]["phantom"]) == 1
+    capsys.readouterr()
+    for extra, says in ((["--limit-subjects", "2"], "with --limit-subjects 1, this command has --limit-subjects 2"),
+                        ([], "with --limit-subjects 1, this command has no --limit-subjects")):
+        assert main(["run", str(suite), "--db", str(db), "--resume", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0] and "resume with --limit-subjects 1" in err[0], err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*), min(status) FROM runs").fetchone() == (1, "running")
+    # The same selection resumes and finishes the one run.
+    assert main(["run", str(suite), "--db", str(db), "--resume", "--limit-subjects", "1"]) == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*), min(status) FROM runs").fetchone() == (1, "finished")
+
+
+def test_a_resume_compares_the_subjects_not_the_option():
+    from mskbench.runner import _selection_change
+
+    then = {"limit_subjects": 2, "subjects": {"knee": ["a", "b"]}}
+    assert _selection_change("r", then, {"limit_subjects": None, "subjects": {"knee": ["b", "a"]}}) is None
+    grown = _selection_change("r", then, {"limit_subjects": None, "subjects": {"knee": ["a", "b", "c"]}})
+    assert "started with --limit-subjects 2, this command has no --limit-subjects" in grown
+    assert "dataset 'knee': 1 subject(s) added, 0 dropped" in grown
+    changed = _selection_change("r", then, {"limit_subjects": 2, "subjects": {"knee": ["a", "c"]}})
+    assert "the subjects changed since run r was started (dataset 'knee': 1 subject(s) added, 1 dropped)" in changed

@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 
 from mskbench.cli.main import main
 
-REAL = Path("/work/shared/data/real")
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"  # ../shared beside the repository
 
 
 def test_info_real_nifti_json(capsys):
@@ -90,3 +90,56 @@ def test_phantom_export_end_to_end(tmp_path):
     assert images, "the phantom export wrote no NIfTI files"
     info = subprocess.run(["mskbench", "data", "info", str(images[0]), "--json"], capture_output=True, text=True, timeout=60)
     assert info.returncode == 0 and json.loads(info.stdout)["orientation"] == ["R", "A", "S"]
+
+
+def _info_subprocess(path: Path) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "mskbench", "data", "info", str(path), "--json"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _strict_json(text: str):
+    """json.loads that refuses the bare NaN/Infinity Python's json would otherwise accept."""
+    def refuse(constant):
+        raise AssertionError(f"bare {constant} in JSON output")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_info_json_on_nan_volume_is_valid_json_with_one_warning(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    array = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    array[0, 0, 0], array[1, 1, 1], array[2, 2, 2] = np.nan, np.inf, -np.inf
+    nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "nan.nii.gz")
+    done = _info_subprocess(tmp_path / "nan.nii.gz")
+    assert done.returncode == 0, done.stderr
+    info = _strict_json(done.stdout)
+    assert info["intensity_range"] == [1.0, 59.0] and info["non_finite_voxels"] == 3
+    warnings = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and "nan.nii.gz: 3 of 60 voxels are NaN or infinite" in warnings[0], done.stderr
+
+    nib.save(nib.Nifti1Image(np.full((2, 2, 2), np.nan, np.float32), np.eye(4)), tmp_path / "all_nan.nii.gz")
+    done = _info_subprocess(tmp_path / "all_nan.nii.gz")
+    assert done.returncode == 0 and _strict_json(done.stdout)["intensity_range"] == [None, None]
+
+
+def test_phantom_help_offers_only_the_built_anatomies():
+    from typer.testing import CliRunner
+
+    from mskbench.cli.data import app
+    from mskbench.phantom.generate import ANATOMIES
+
+    text = " ".join(CliRunner().invoke(app, ["phantom", "--help"], terminal_width=200).output.split())
+    assert "shoulder" not in text
+    assert all(anatomy in text for anatomy in ANATOMIES)
+
+
+def test_json_output_writes_null_for_any_non_finite_number(capsys):
+    import numpy as np
+
+    from mskbench.cli.data import _echo_json
+
+    _echo_json({"a": float("nan"), "b": [np.float32("inf"), 1.5, 2], "c": {"d": -np.inf}})
+    assert _strict_json(capsys.readouterr().out) == {"a": None, "b": [None, 1.5, 2], "c": {"d": None}}

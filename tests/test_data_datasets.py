@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mskbench.data.readers import read_volume
+from mskbench.data.readers import image_stem, read_volume
 from mskbench.errors import DataError
 from mskbench.protocols import Dataset
 from mskbench.types import TissueClass
@@ -23,7 +23,7 @@ from mskbench_builtins.datasets.skmtea import SkmTea
 from mskbench_builtins.datasets.spider import Spider
 from mskbench_builtins.datasets.totalseg_mr import TOTAL_MR, TotalSegMR
 
-REAL = Path("/work/shared/data/real")
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"  # ../shared beside the repository
 
 
 def _save(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> None:
@@ -216,3 +216,33 @@ def test_missing_root_and_empty_folder(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError, match="no subjects found"):
         Spider(str(tmp_path), slice_axis="sagittal").subject_ids()
+
+
+@pytest.mark.parametrize(("name", "subject_id"), [
+    ("s1.v2.nii.gz", "s1.v2"), ("s1.nii.gz", "s1"), ("s1.nii", "s1"), ("knee.01.mha", "knee.01"),
+    ("S1.NII.GZ", "S1"), ("a.nrrd", "a"), ("scan.gz", "scan.gz"), (".nii.gz", ".nii.gz"),
+])
+def test_subject_id_is_the_whole_stem(name, subject_id):
+    assert image_stem(Path(name)) == subject_id
+
+
+def test_dotted_file_names_are_distinct_subjects(tmp_path):
+    rng = np.random.default_rng(2)
+    for stem in ("s1", "s1.v2"):
+        image, labels = _knee_case(rng)
+        _save(tmp_path / "images" / f"{stem}.nii.gz", image)
+        _save(tmp_path / "labels" / f"{stem}.nii.gz", labels)
+    dataset = NiftiFolder(str(tmp_path), label_names={str(i): f"l{i}" for i in range(1, 6)}, slice_axis="sagittal")
+    assert dataset.subject_ids() == ["s1", "s1.v2"]
+    assert dataset.load("s1.v2").source_files == (str(tmp_path / "images" / "s1.v2.nii.gz"), str(tmp_path / "labels" / "s1.v2.nii.gz"))
+
+
+def test_two_files_with_one_subject_id_are_an_error_naming_both(tmp_path):
+    rng = np.random.default_rng(3)
+    for name in ("s1.nii", "s1.nii.gz"):
+        image, labels = _knee_case(rng)
+        _save(tmp_path / "images" / name, image)
+        _save(tmp_path / "labels" / name, labels)
+    dataset = NiftiFolder(str(tmp_path), images_glob="images/*", label_names={"1": "femur"}, slice_axis="sagittal")
+    with pytest.raises(DataError, match=r"subject id 's1' belongs to two files, .*images/s1.nii and .*images/s1.nii.gz"):
+        dataset.subject_ids()

@@ -21,7 +21,7 @@ from mskbench.data.subjects import build_subject
 from mskbench.errors import DataError
 from mskbench.types import LabelInfo, TissueClass
 
-REAL = Path("/work/shared/data/real")
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"  # ../shared beside the repository
 CT = REAL / "example_ct_dicom"
 TOTAL_MR_PRESENT = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14, 15, 19, 20, 21, 23, 24, 25, 46, 47, 48, 49}
 
@@ -102,7 +102,7 @@ def test_age_and_sex_parsing():
 
 def test_truncated_dicom_names_the_file():
     path = get_testdata_file("MR_truncated.dcm")
-    with pytest.raises(DataError, match="MR_truncated.dcm: pixel data cannot be decoded"):
+    with pytest.raises(DataError, match="MR_truncated.dcm: truncated DICOM file: the pixel data ends early"):
         read_dicom_series(path)
 
 
@@ -192,3 +192,49 @@ def test_missing_spacing_and_corrupt_files(tmp_path):
         read_volume(broken)
     with pytest.raises(DataError, match="file not found"):
         read_volume(tmp_path / "absent.nii.gz")
+
+
+def test_one_volume_4d_nifti_is_read_as_3d(tmp_path):
+    array = np.random.default_rng(0).normal(size=(4, 5, 6, 1)).astype(np.float32)
+    volume = read_volume(_nifti(tmp_path, "one.nii.gz", array))
+    assert volume.array.shape == (4, 5, 6)
+    np.testing.assert_array_equal(volume.array, array[..., 0])
+
+
+def test_complex_hdf5_is_refused_not_truncated_to_its_real_part(tmp_path):
+    with h5py.File(tmp_path / "x.h5", "w") as handle:
+        handle["echo1"] = (np.ones((2, 3, 4)) + 1j).astype(np.complex64)
+    with pytest.raises(DataError, match=r"x.h5: the image holds complex values \(complex64\)"):
+        read_hdf5(tmp_path / "x.h5", "echo1", np.eye(4))
+
+
+def _text_report(path: Path, series_uid: str) -> None:
+    """A Basic Text SR object: a DICOM file of the series that holds no image."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    report = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    report.SOPClassUID = meta.MediaStorageSOPClassUID
+    report.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    report.SeriesInstanceUID = series_uid
+    report.save_as(path, enforce_file_format=True)
+
+
+def test_series_folder_skips_files_that_are_not_slices(tmp_path):
+    """README, notes, thumbnails, hidden files and a report object sit beside the slices and are not read."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    files = sorted(CT.iterdir())[:3]
+    for path in files:
+        shutil.copy(path, folder / path.name)
+    (folder / "README").write_text("exported by the scanner console\n")
+    (folder / "notes.txt").write_text("")
+    (folder / "thumb.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(20))
+    _text_report(folder / "report.dcm", str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID))
+    series = read_dicom_series(folder)
+    assert series.volume.array.shape == (512, 512, 3) and len(series.files) == 3

@@ -35,8 +35,9 @@ class TinyConvSegmenter:
     def encode(self, images):
         self.calls.append(len(images))
         with torch.no_grad():
-            batch = torch.as_tensor(np.stack(images), dtype=torch.float32)[:, None] / 255
-            features = self.conv(batch)
+            # one image at a time: a batched conv rounds differently with the batch size (1.8e-7 here),
+            # and this stand-in checks the cache's contract, not batching (see the SAM-family round trip)
+            features = [self.conv(torch.as_tensor(image, dtype=torch.float32)[None, None] / 255)[0] for image in images]
         return [
             {
                 "features": f,
@@ -263,3 +264,52 @@ def test_segmenter_key_prefix_follows_the_manifest_but_not_the_checkpoint_path()
     for change in ({"precision": "bf16"}, {"checkpoint_sha256": "cd" * 32}, {"preprocessing": "square1024"}):
         assert segmenter_key_prefix("sam", Described(**{**base, **change})) != prefix
     assert segmenter_key_prefix("medsam", Described(**base)) != prefix
+
+
+# --- a real SAM-family segmenter ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("plugin", ["sam", "sam2"])
+def test_round_trip_with_a_real_sam_family_segmenter(tmp_path, plugin):
+    """Embeddings of a SAM / SAM 2 segmenter (small random model) through the cache as a run uses it:
+    keyed by the manifest, stored, served in a later run without an encoder call, decoded identically."""
+    from sam_family_tiny import phantom, prompt, tiny_sam, tiny_sam2
+
+    from mskbench.segmenters.cache import segmenter_key_prefix
+    from mskbench.segmenters.sam import SamSegmenter
+    from mskbench.segmenters.sam2_image import Sam2Segmenter
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if plugin == "sam":
+            segmenter = SamSegmenter(tiny_sam(seed=2), device="cpu", precision="fp32", variant="tiny")
+        else:
+            segmenter = Sam2Segmenter(tiny_sam2(seed=2), device="cpu", precision="fp32", variant="tiny")
+        images = [phantom(120, 170, seed=i) for i in range(2)] + [phantom(100, 170, seed=9)]
+        prefix = segmenter_key_prefix(plugin, segmenter)
+        plain = CachedSegmenter(segmenter, EmbeddingCache(tmp_path, 10**9), prefix).encode(images)  # all misses
+        calls = []
+        hook = segmenter.model.image_encoder.register_forward_hook(lambda *args: calls.append(1))
+        try:
+            later = CachedSegmenter(segmenter, EmbeddingCache(tmp_path, 10**9), prefix)
+            served = later.encode(images)
+        finally:
+            hook.remove()
+        assert calls == [] and (later.cache.hits, later.cache.misses) == (3, 0)
+        prompts = [
+            prompt("box", 1, box=(10, 12, 120, 90)),
+            prompt("box+point", 2, box=(30, 20, 160, 99), points=[(80, 50)], point_labels=[1]),
+            prompt("point", 3, points=[(60, 40)], point_labels=[1]),
+        ]
+        for fresh, stored in zip(plain, served, strict=True):
+            assert fresh.keys() == stored.keys()
+            for key, value in fresh.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(stored[key], value) and stored[key].dtype == value.dtype, key
+                else:
+                    assert stored[key] == value and type(stored[key]) is type(value), key
+            np.testing.assert_array_equal(later.decode(stored, prompts), segmenter.decode(fresh, prompts))
+        assert later.describe()["architecture"] == plugin
+    finally:
+        torch.set_num_threads(before)

@@ -66,3 +66,10 @@ def test_prompts_do_not_depend_on_visiting_order():
     forward, backward = run(range(6)), run(reversed(range(6)))
     assert forward == backward
     assert len({p[0].box for p in forward.values()}) == 6  # and slices do differ
+
+
+def test_rounds_extend_the_key_and_round_zero_keeps_the_one_shot_seed():
+    one_shot = prompt_rng(*KEY)[1]
+    assert prompt_rng(*KEY, 0)[1] == one_shot
+    per_round = {prompt_rng(*KEY, r)[1] for r in range(1, 6)}
+    assert len(per_round) == 5 and one_shot not in per_round

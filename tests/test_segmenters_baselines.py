@@ -222,9 +222,9 @@ def _registered():
     return entries
 
 
-def test_plugin_registers_three_baselines_with_valid_schemas():
+def test_plugin_registers_the_baselines_with_valid_schemas():
     entries = _registered()
-    assert set(entries) == {"box_fill", "otsu_box", "grabcut_box"}
+    assert set(entries) == {"box_fill", "otsu_box", "grabcut_box", "random_walker_clicks", "region_growing_3d"}
     for name, (factory, meta) in entries.items():
         params = validate_params(meta.get("params") or {}, {}, f"models.{name}.params")
         model = factory(**params, device="cpu", checkpoint=None)

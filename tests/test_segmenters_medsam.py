@@ -27,9 +27,15 @@ def published_embedding(model, image: np.ndarray) -> torch.Tensor:
         return model.image_encoder(img_1024_tensor)
 
 
-def published_probabilities(model, img_embed: torch.Tensor, box: tuple, height: int, width: int) -> np.ndarray:
-    """MedSAM_Inference.py: box to 1024 space, then ``medsam_inference`` up to its > 0.5 threshold."""
-    box_np = np.array([[int(v) for v in box]])
+def published_probabilities(
+    model, img_embed: torch.Tensor, box: tuple, height: int, width: int, cast=int
+) -> np.ndarray:
+    """MedSAM_Inference.py: box to 1024 space, then ``medsam_inference`` up to its > 0.5 threshold.
+
+    The script builds ``box_np`` with ``int()`` of each number of its ``--box`` string; ``cast=float``
+    is the same steps with the box kept as it is.
+    """
+    box_np = np.array([[cast(v) for v in box]])
     box_1024 = box_np / np.array([width, height, width, height]) * 1024
     with torch.no_grad():
         box_torch = torch.as_tensor(box_1024, dtype=torch.float)[:, None, :]
@@ -97,6 +103,23 @@ def test_batched_boxes_match_one_call_per_box(model, segmenter, embeddings, imag
         np.testing.assert_array_equal(masks, scores > 0.5)
         foreground.extend(masks.reshape(len(prompts), -1).mean(axis=1))
     assert np.mean([0.02 < f < 0.98 for f in foreground]) > 0.5
+
+
+def test_fractional_boxes_are_used_exactly_not_truncated(model, segmenter, embeddings, images):
+    """Issue 12, item 3: jittered and detector boxes reach MedSAM unrounded, as they reach SAM and SAM 2
+    (MedSAM_Inference.py takes integer boxes only, so it has no rounding rule to follow)."""
+    image, embedding = images[1], embeddings[1]
+    height, width = image.shape
+    reference_embed = published_embedding(model, image)
+    boxes = [(10.6, 20.4, 150.7, 140.9), (width / 4 + 0.5, height / 4 + 0.25, width - 1.5, height - 1.2)]
+    prompts = [prompt("box", label, box=box) for label, box in enumerate(boxes, start=1)]
+    for p in prompts:
+        scores = segmenter.decode_scores(embedding, [p])[0]
+        np.testing.assert_array_equal(scores, published_probabilities(model, reference_embed, p.box, height, width, float))
+        truncated = published_probabilities(model, reference_embed, p.box, height, width, int)
+        assert not np.array_equal(scores, truncated)  # the decision is visible: truncation gives other scores
+    whole = [published_probabilities(model, reference_embed, p.box, height, width, float) for p in prompts]
+    assert_same_decision(segmenter.decode_scores(embedding, prompts), np.stack(whole), threshold=0.5)
 
 
 def test_uniform_slice_does_not_divide_by_zero(segmenter):

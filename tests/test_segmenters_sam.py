@@ -164,5 +164,18 @@ def test_describe_records_what_ran(segmenter):
     assert described["checkpoint"] is None and "ResizeLongestSide" in described["preprocessing"]
 
 
-def test_bf16_request_runs_fp32_on_cpu(model):
-    assert SamSegmenter(model, device="cpu", precision="bf16", variant="tiny").describe()["precision"] == "fp32"
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_on_cpu_is_refused_with_one_line(model, precision):
+    """Issue 12, item 5: not silently run in fp32 under a bf16 config; describe() records what ran."""
+    with pytest.raises(PluginError, match=f'precision = "{precision}" runs on CUDA only') as info:
+        SamSegmenter(model, device="cpu", precision=precision, variant="tiny")
+    assert "\n" not in str(info.value) and 'set precision = "fp32"' in str(info.value)
+    assert SamSegmenter(model, device="cpu", precision="fp32", variant="tiny").describe()["precision"] == "fp32"
+
+
+def test_half_precision_on_cpu_is_refused_before_building_the_model(monkeypatch):
+    from segment_anything import sam_model_registry
+
+    monkeypatch.setitem(sam_model_registry, "vit_b", lambda *a, **k: pytest.fail("built before the precision check"))
+    with pytest.raises(PluginError, match="runs on CUDA only"):
+        SamSegmenter.from_checkpoint("vit_b", "bf16", "cpu", None)

@@ -154,3 +154,69 @@ def test_full_size_vit_b_through_the_plugin_factory(checkpoint_dir):
     for score, box in zip(scores, boxes):
         logits, _, _ = predictor.predict(box=np.array(box), multimask_output=False, return_logits=True)
         np.testing.assert_allclose(score, logits[0], rtol=0, atol=1e-4)
+
+
+ROUND_TRIPS = [  # MedSAM's 1024² cubic resize and SAM 2's hydra build and Hiera take 5-15 s: marked slow
+    pytest.param("sam", {"variant": "vit_b"}, id="sam"),
+    pytest.param("samri", {"variant": "bp"}, id="samri"),
+    pytest.param("medsam", {}, id="medsam", marks=pytest.mark.slow),
+    pytest.param("sam2", {"version": "2.0", "variant": "tiny"}, id="sam2.0", marks=pytest.mark.slow),
+    pytest.param("sam2", {"version": "2.1", "variant": "tiny"}, id="sam2.1", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("plugin, params", ROUND_TRIPS)
+def test_factory_round_trip_from_a_saved_checkpoint_through_the_registry(checkpoint_dir, monkeypatch, plugin, params):
+    """Saved weights -> plugin registry -> preflight -> factory -> verified load -> the source model's upstream results.
+
+    The factories build the full-size architecture; here the upstream builder is swapped for the tiny
+    one (other random weights), so everything else on the path is the real one and stays fast.
+    """
+    from segment_anything import sam_model_registry
+    from test_segmenters_chunks import medsam_reference, sam2_reference, sam_reference
+
+    import mskbench.segmenters.sam2_image as sam2_module
+    from mskbench.plugin_manager import get_registry
+    from mskbench.segmenters.sam_catalog import sam2_config
+    from sam_family_tiny import TINY_SAM2_OVERRIDES, tiny_sam2
+
+    if plugin == "sam2":
+        source = tiny_sam2(seed=11, config=sam2_config(params["version"], "tiny"))
+        real_build = sam2_module.build_sam2
+        monkeypatch.setattr(
+            sam2_module, "build_sam2",
+            lambda config, ckpt_path=None, device="cpu": real_build(
+                config, ckpt_path, device, hydra_overrides_extra=TINY_SAM2_OVERRIDES
+            ),
+        )
+    else:
+        source = tiny_sam(seed=11)
+        monkeypatch.setitem(sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam(seed=12))
+    path = checkpoint_dir / f"{plugin}_finetune.pth"
+    torch.save(source.state_dict(), path)
+
+    registry = get_registry()
+    where = "models.round_trip"
+    resolved = registry.resolve_params("model", plugin, params, where)
+    registry.get("model", plugin, where).preflight(resolved, str(path))
+    segmenter = registry.create("model", plugin, params, where, device="cpu", checkpoint=str(path))
+
+    described = segmenter.describe()
+    assert described["architecture"] == plugin and described["checkpoint"] == str(path)
+    assert described["checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert described["precision"] == "fp32" and described["device"] == "cpu"
+    loaded = segmenter.model.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in source.state_dict().items())
+
+    image = phantom(170, 260, seed=13)  # non-square
+    if plugin == "sam2":
+        reference = sam2_reference(source, image)
+    elif plugin == "medsam":
+        reference = medsam_reference(source, image)
+    else:
+        reference = sam_reference(source, image, stretch=plugin == "samri")
+    embedding = segmenter.encode([image])[0]
+    for key, tensor in reference.tensors.items():
+        assert torch.equal(embedding[key], tensor), key
+    box = prompt("box", 1, box=(20, 15, 200, 150))
+    np.testing.assert_array_equal(segmenter.decode_scores(embedding, [box])[0], reference.scores(box))

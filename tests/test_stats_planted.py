@@ -117,3 +117,26 @@ def test_vif_screen_removes_collinear_and_constant_covariates():
     assert len({"te_ms", "slice_thickness_mm"} & set(removed)) == 1
     assert {"flip_angle_deg", "is_3d"} <= set(kept)
     assert all(s["vif"] <= 10 for s in steps if not s["removed"])
+
+
+@pytest.mark.parametrize("metric", ["noc_80", "noc_90"])
+def test_fewer_clicks_to_reach_dice_wins_in_stats_ranking_and_gate(metric):
+    """NoC counts clicks: the model needing fewer is the better one everywhere a direction is used."""
+    from mskbench.stats.gate import GateSettings, metric_gate
+    from mskbench.stats.ranking import ranking
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(12):
+        base = float(rng.integers(2, 5))
+        for model, clicks in (("few", base - 1 - (i % 2)), ("many", base)):
+            rows.append({"dataset": "knee", "prompter": "clicks", "metric": metric, "structure": "cartilage",
+                         "model": model, "subject_id": f"s{i:03d}", "value": clicks})
+    frame = pd.DataFrame(rows)
+    _, pairs = compare_models(frame, Thresholds())
+    assert pairs.iloc[0]["significant"] and pairs.iloc[0]["better"] == "few"
+    ranks = ranking(frame, lambda key: np.random.default_rng(0), 200, 6).set_index("model")["rank"]
+    assert ranks["few"] == 1 and ranks["many"] == 2
+    promote = metric_gate(frame, "many", "few", metric, None, GateSettings(n_boot=200))
+    reject = metric_gate(frame, "few", "many", metric, None, GateSettings(n_boot=200))
+    assert bool(promote.iloc[0]["passed"]) and not bool(reject.iloc[0]["passed"])

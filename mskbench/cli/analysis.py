@@ -40,6 +40,9 @@ def stats_command(
     write: Annotated[bool, typer.Option("--write/--no-write", help="Store the stats_* tables in the database.")] = True,
 ) -> None:
     """Friedman, Wilcoxon + BH, rank intervals, biomarker agreement, acquisition effects."""
+    from mskbench.store import Store, database_errors
+
+    Store.check_readable(db)  # a bad --db fails in a second, before the analysis libraries load
     from mskbench.stats.analysis import compute_stats, write_tables
     from mskbench.stats.data import open_results
     from mskbench.stats.summary_text import stats_text
@@ -47,7 +50,8 @@ def stats_command(
     settings = _settings(seed, n_boot, min_subjects, alpha, metric, model)
     con = open_results(db)
     try:
-        results = compute_stats(con, settings)
+        with database_errors(db):  # damage found while reading: the same one line as at open
+            results = compute_stats(con, settings)
     finally:
         con.close()
     if write:
@@ -64,9 +68,15 @@ def report_command(
     min_subjects: MinSubjectsOption = 6,
 ) -> None:
     """One self-contained HTML report (inline CSS/JS, embedded figures, no network)."""
+    from mskbench.output_paths import writable_file
+    from mskbench.store import Store, database_errors
+
+    Store.check_readable(db)  # a bad --db or --out fails in a second, before the analysis libraries load
+    writable_file(out, "--out", "report.html")
     from mskbench.report.report import write_report
 
-    path = write_report(db, out, _settings(seed, n_boot, min_subjects, 0.05, None, None))
+    with database_errors(db):
+        path = write_report(db, out, _settings(seed, n_boot, min_subjects, 0.05, None, None))
     typer.echo(f"wrote {path}")
 
 
@@ -80,9 +90,15 @@ def leaderboard_command(
     min_subjects: MinSubjectsOption = 6,
 ) -> None:
     """A static site: index plus one page per dataset, sortable, with rank intervals."""
+    from mskbench.output_paths import writable_folder
+    from mskbench.store import Store, database_errors
+
+    Store.check_readable(db)  # a bad --db or --out fails in a second, before the analysis libraries load
+    writable_folder(out, "--out")
     from mskbench.report.leaderboard import write_leaderboard
 
-    pages = write_leaderboard(db, out, _settings(seed, n_boot, min_subjects, 0.05, None, None), metric)
+    with database_errors(db):
+        pages = write_leaderboard(db, out, _settings(seed, n_boot, min_subjects, 0.05, None, None), metric)
     typer.echo(f"wrote {len(pages)} page(s) under {out}; open {out / 'index.html'}")
 
 
@@ -105,8 +121,14 @@ def gate_command(
     n_boot: BootOption = 2000,
     min_subjects: MinSubjectsOption = 6,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Judge the paired subjects only, instead of rejecting a candidate that lacks "
+                                "results for subjects the baseline has.")] = False,
 ) -> None:
     """Paired non-inferiority of CANDIDATE vs BASELINE: exit 0 promote, 1 reject, 2 usage error."""
+    from mskbench.store import Store, database_errors
+
+    Store.check_readable(db)  # a bad --db fails in a second, before the analysis libraries load
     from mskbench.stats.gate import METHODS, GateSettings
     from mskbench.stats.gate_run import GateRequest, run_gate, verdict_json, verdict_text
 
@@ -119,7 +141,9 @@ def gate_command(
     request = GateRequest(baseline=baseline, candidate=candidate, datasets=tuple(dataset or ()),
                           prompters=tuple(prompter or ()), metric=metric, structure=structure,
                           biomarker=biomarker, max_abs_bias=max_abs_bias)
-    settings = GateSettings(margin=margin, method=method, n_boot=n_boot, min_subjects=min_subjects, seed=seed)
-    verdicts, promote = run_gate(db, request, settings)
-    typer.echo(verdict_json(verdicts, promote) if json_out else verdict_text(verdicts, promote, request, settings))
+    settings = GateSettings(margin=margin, method=method, n_boot=n_boot, min_subjects=min_subjects, seed=seed,
+                            allow_missing=allow_missing)
+    with database_errors(db):
+        verdicts, promote = run_gate(db, request, settings)
+    typer.echo(verdict_json(verdicts, promote, allow_missing) if json_out else verdict_text(verdicts, promote, request, settings))
     raise typer.Exit(0 if promote else 1)

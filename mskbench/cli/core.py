@@ -44,24 +44,27 @@ def run(
 ) -> None:
     """Evaluate every dataset × model × prompter × seed cell of SUITE."""
     from mskbench.runner import RunOptions, run_plan
-    from mskbench.summary import dry_run_report, print_summary
+    from mskbench.summary import dry_run_report, headline_metric, print_summary
+
+    from mskbench.params import check_value
+    from mskbench.suite import DEVICE
 
     if limit_subjects is not None and limit_subjects < 1:
         raise UserError(f"--limit-subjects {limit_subjects}: must be at least 1")
-    if device is not None and device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device {device}: use auto, cpu or cuda")
+    if device is not None:
+        check_value(DEVICE, device, "--device", UserError)  # the suite's `device` rule, one message
     plan = _plan(suite)
     console = Console()
     if dry_run:
         dry_run_report(plan, limit_subjects, console)
         return
-    db_path = db or plan.suite.output.get("db", DEFAULT_DB)
+    db_path = db or plan.suite.output["db"]
     options = RunOptions(
         db=db_path, resume=resume, limit_subjects=limit_subjects, device=device,
         replay_prompts=replay_prompts, skip_bad_subjects=skip_bad_subjects,
     )
     result = run_plan(plan, options)
-    print_summary(db_path, result.run_id, console)
+    print_summary(db_path, result.run_id, console, headline_metric(plan.suite.metric_names))
     skipped_models = sorted({cell.model for cell in plan.cells if cell.cell_id in result.skipped_cells})
     if skipped_models:
         typer.echo(f"skipped models (their cells are in the database as skipped, with the reason): {', '.join(skipped_models)}")
@@ -93,11 +96,13 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Export one table of a results database to Parquet or CSV."""
+    from mskbench.output_paths import writable_file
     from mskbench.store import Store
 
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format {fmt}: use parquet or csv")
-    with Store(db, read_only=True) as store:
+    writable_file(out, "--out", f"{table}.{fmt}")
+    with Store.open_for_reading(db) as store:
         count = store.export(table, out, fmt)
     typer.echo(f"wrote {count} rows of {table} to {out}")
 
@@ -107,7 +112,9 @@ def runs(db: Annotated[Path, typer.Option(help="DuckDB results file.")] = Path(D
     """List the runs recorded in a results database."""
     from mskbench.store import Store
 
-    with Store(db, read_only=True) as store:
+    with Store.open_for_reading(db) as store:
+        if "runs" not in store.tables():
+            raise UserError(f"{db}: not an mskbench results database (no table runs); pass the --db written by `mskbench run`")
         rows = store.execute(
             "SELECT run_id, suite_name, status, started_at, finished_at FROM runs ORDER BY started_at"
         ).fetchall()

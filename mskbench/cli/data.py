@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,11 +13,24 @@ import typer
 
 from mskbench.errors import DataError, PluginError
 
+log = logging.getLogger(__name__)
 app = typer.Typer(help="Datasets: list plugins, inspect files or datasets, write the phantom.", no_args_is_help=True)
 
 
 def _echo_json(payload: Any) -> None:
-    typer.echo(json.dumps(payload, indent=2, default=str))
+    typer.echo(json.dumps(_json_safe(payload), indent=2, default=str, allow_nan=False))
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite number replaced by None, so the output is valid JSON."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) or type(value).__name__.startswith("float"):  # float and numpy floats
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return value
 
 
 @app.command("list")
@@ -75,13 +90,19 @@ def file_info(path: Path) -> dict[str, Any]:
         volume = read_volume(path)
         info["format"] = "".join(path.suffixes).lstrip(".") or "dicom"
     array = volume.array
+    finite = np.isfinite(array)
+    not_finite = int(array.size - np.count_nonzero(finite))
+    if not_finite:
+        log.warning("%s: %d of %d voxels are NaN or infinite; intensity_range ignores them", path, not_finite, array.size)
+    finite_values = array[finite] if not_finite else array
     info.update(
         shape=list(array.shape),
         spacing_mm=[round(s, 6) for s in volume.spacing],
         orientation=list(volume.orientation),
         original_orientation=list(volume.original_orientation),
         dtype=str(array.dtype),
-        intensity_range=[float(np.min(array)), float(np.max(array))],
+        intensity_range=[float(np.min(finite_values)), float(np.max(finite_values))] if finite_values.size else [None, None],
+        non_finite_voxels=not_finite,
     )
     if np.issubdtype(array.dtype, np.integer):
         values = np.unique(array)
@@ -149,12 +170,14 @@ def info(
 @app.command()
 def phantom(
     out: Annotated[Path, typer.Option(help="Output folder.")],
-    anatomy: Annotated[str, typer.Option(help="knee, spine, thigh, hip or shoulder.")] = "knee",
+    anatomy: Annotated[str, typer.Option(help="knee, spine, thigh or hip.")] = "knee",
     subjects: Annotated[int, typer.Option(min=1, help="Number of subjects.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same files.")] = 0,
 ) -> None:
     """Write phantom subjects as NIfTI images, label maps, quantitative maps, truth.json and metadata."""
+    from mskbench.output_paths import writable_folder
     from mskbench.phantom.export import write_phantom
 
+    writable_folder(out, "--out")
     written = write_phantom(anatomy, subjects, seed, out)
     typer.echo(f"wrote {subjects} {anatomy} phantom subjects to {written}")

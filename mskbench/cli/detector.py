@@ -41,9 +41,11 @@ def train(
     train_args: Annotated[str, typer.Option(help="More ultralytics train arguments, JSON (lr0, mosaic, ...).")] = "{}",
 ) -> None:
     """Train a YOLOv8n detector (random init, offline) on a dataset split; one class per label."""
+    from mskbench.output_paths import writable_folder
     from mskbench.plugin_manager import get_registry
     from mskbench.prompting.yolo_train import TrainConfig, train_detector
 
+    writable_folder(out, "--out")  # before the training, not after it
     dataset_params = _json_object(params, "--params")
     extra = _json_object(train_args, "--train-args")
     if imgsz % 32:

@@ -122,6 +122,10 @@ def compute(
     if not (math.isfinite(nsd_tolerance) and nsd_tolerance >= 0):
         raise UserError(f"--nsd-tolerance: {nsd_tolerance} must be a finite number of mm >= 0")
     metrics = [OverlapMetrics(), SurfaceMetrics(nsd_tolerance_mm=nsd_tolerance)]
+    if db is not None:
+        from mskbench.store import Store
+
+        Store.check_writable(db)  # a damaged or unwritable --db fails before the scoring, not after
 
     orphans: list[Path] = []
     if folder_mode:

@@ -82,8 +82,14 @@ def fetch(
     """Download a checkpoint from its official URL, resuming a partial download, and verify its sha256."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+    from mskbench.output_paths import writable_folder
+    from mskbench.segmenters.checkpoints import CHECKPOINTS_ENV, checkpoint_dir, load_registry
     from mskbench.segmenters.download import fetch_checkpoint
 
+    spec = load_registry().get(name)  # an unknown name is fetch_checkpoint's message
+    folder = dest.expanduser() if dest is not None else checkpoint_dir()
+    if spec is not None and not (folder / spec.filename).is_file():  # a present file is only verified
+        writable_folder(folder, "--dest" if dest is not None else f"checkpoint folder (${CHECKPOINTS_ENV} or --dest)")
     with Progress(
         TextColumn(f"[bold]{name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True
     ) as progress:

@@ -11,7 +11,11 @@ dcm2niix, and every step can raise a precise :class:`DataError`.
 from __future__ import annotations
 
 import logging
+import re
+import warnings
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ _HEADER_FIELDS = (
     "PatientAge",
     "PatientWeight",
 )
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _POSITION_TOLERANCE = 0.01  # relative deviation of a slice step from the median
 
 
@@ -54,22 +59,108 @@ class DicomSeries:
     files: tuple[str, ...]
 
 
+@contextmanager
+def _pydicom_quiet() -> Iterator[list[str]]:
+    """Collect pydicom's warnings (it both warns and logs each one) instead of printing them.
+
+    A truncated file shows up only as such a warning ("End of file reached
+    before delimiter"), so the messages are returned for the caller to judge.
+    """
+    messages: list[str] = []
+
+    class _Collect(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            messages.append(record.getMessage())
+            return False
+
+    pydicom_log = logging.getLogger("pydicom")
+    collect = _Collect()
+    pydicom_log.addFilter(collect)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield messages
+        messages.extend(str(w.message) for w in caught if str(w.message) not in messages)
+    finally:
+        pydicom_log.removeFilter(collect)
+
+
 def _dcmread(path: Path, headers_only: bool) -> Any:
+    """The dataset of one file; None when the file is not DICOM at all (no 'DICM' marker)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    with _pydicom_quiet() as problems:
+        try:
+            header = pydicom.dcmread(str(path), stop_before_pixels=headers_only)
+        except InvalidDicomError:
+            return None
+        except Exception as exc:  # pydicom raises many types for broken files
+            raise DataError(f"{path}: cannot read DICOM header ({_one_line(exc)}); re-export or remove the file") from None
+    ended_early = [re.sub(r"\s*found in file .*$", "", m) for m in problems if "end of file" in m.lower()]
+    if ended_early:
+        raise DataError(
+            f"{path}: truncated DICOM file: the data ends early ({ended_early[0]}); re-export the series or remove the file"
+        )
+    if not headers_only and "Rows" in header and not any(k in header for k in _PIXEL_KEYWORDS):
+        raise DataError(f"{path}: truncated DICOM file: the pixel data is missing; re-export the series or remove the file")
+    return header
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _is_image_header(header: Any) -> bool:
+    """True for an image file, and for a file cut off before its SOP class was written.
+
+    Non-image objects that share a series folder (structured reports,
+    presentation states, key-object notes) name a SOP class without "Image"
+    and are skipped; a header that stops before Rows but names an image SOP
+    class (or none) is a truncated image.
+    """
+    if "Rows" in header:
+        return True
+    from pydicom.uid import UID
+
+    sop_class = header.get("SOPClassUID") or getattr(header, "file_meta", {}).get("MediaStorageSOPClassUID")
+    return not sop_class or "Image" in UID(str(sop_class)).name
+
+
+def _meant_as_dicom(path: Path) -> bool:
+    """Could this non-DICOM file be a damaged slice of the series (rather than a README or a thumbnail)?
+
+    DICOM files are named *.dcm / *.ima, or carry no extension, or are named
+    by UIDs whose last dot-part is a number; such a file that is empty or
+    binary is reported as damaged. Hidden files, other extensions and text
+    files are not part of any series.
+    """
+    name = path.name
+    if name.startswith("."):
+        return False
+    suffix = path.suffix.lower()
+    if suffix in (".dcm", ".ima"):
+        return True
+    if suffix and not suffix[1:].isdigit():
+        return False
+    with open(path, "rb") as handle:
+        start = handle.read(512)
+    if not start:
+        return True
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=headers_only)
-    except InvalidDicomError:
-        return None
-    except Exception as exc:  # pydicom raises many types for broken files
-        raise DataError(f"{path}: cannot read DICOM header ({exc}); re-export or remove the file") from None
+        text = start.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return not all(c.isprintable() or c in "\r\n\t" for c in text)
 
 
 def dicom_files(folder: Path) -> dict[str, list[Path]]:
     """DICOM files under ``folder`` (recursively) grouped by SeriesInstanceUID.
 
-    Files that are not DICOM (README, DICOMDIR, thumbnails) are skipped.
+    Files that are not DICOM (README, DICOMDIR, thumbnails, non-image DICOM
+    objects) are skipped; a file that looks like a slice but cannot be read
+    (cut to a few bytes, header cut short) is an error naming it, so a
+    damaged slice never silently leaves a hole in the volume.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -77,9 +168,22 @@ def dicom_files(folder: Path) -> dict[str, list[Path]]:
     groups: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name.upper() != "DICOMDIR"):
         header = _dcmread(path, headers_only=True)
-        if header is None or "Rows" not in header:
-            log.debug("skipping non-image file %s", path)
+        if header is None:
+            if _meant_as_dicom(path):
+                raise DataError(
+                    f"{path}: not a readable DICOM file ({path.stat().st_size} bytes, no DICOM header); "
+                    "it is truncated or damaged, re-export the series or remove the file"
+                )
+            log.debug("skipping non-DICOM file %s", path)
             continue
+        if not _is_image_header(header):
+            log.debug("skipping non-image DICOM file %s", path)
+            continue
+        if "Rows" not in header:
+            raise DataError(
+                f"{path}: truncated DICOM file: the header ends before the image size ({path.stat().st_size} bytes); "
+                "re-export the series or remove the file"
+            )
         groups[str(header.get("SeriesInstanceUID", "") or "")].append(path)
     if not groups:
         raise DataError(f"{folder}: no DICOM image files found; check the folder holds a DICOM series")
@@ -101,9 +205,13 @@ def _pixels(header: Any, path: Path) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut
 
     try:
-        pixels = header.pixel_array
+        with _pydicom_quiet():
+            pixels = header.pixel_array
     except Exception as exc:
-        raise DataError(f"{path}: pixel data cannot be decoded ({exc}); the file is truncated or corrupt, re-export it") from None
+        reason = _one_line(exc)
+        if "less than expected" in reason:
+            raise DataError(f"{path}: truncated DICOM file: the pixel data ends early ({reason}); re-export it") from None
+        raise DataError(f"{path}: pixel data cannot be decoded ({reason}); the file is truncated or corrupt, re-export it") from None
     if pixels.ndim != 2:
         raise DataError(f"{path}: multi-frame or colour DICOM ({pixels.shape}) is not supported; export single-frame slices")
     return np.asarray(apply_modality_lut(pixels, header), dtype=np.float32)

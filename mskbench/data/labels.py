@@ -130,3 +130,52 @@ def label_map_from_names(names: Mapping[int, str], tissues: Mapping[str, str] | 
             raise DataError(f"tissues.{name}: '{tissue}' is not a tissue class{suggest(tissue, sorted(_TISSUES))}")
         out[int(label_id)] = LabelInfo(int(label_id), name, TissueClass(tissue) if tissue else guess_tissue(name))
     return out
+
+
+#: What to do with mask values the label map does not list (the `unlisted_labels` dataset param).
+UNLISTED_LABEL_POLICIES = ("error", "background")
+
+
+def unlisted_label_values(labels: np.ndarray, label_map: Mapping[int, LabelInfo]) -> list[int]:
+    """Non-zero integer values of ``labels`` that ``label_map`` does not list, ascending."""
+    present = np.unique(np.asarray(labels))
+    return sorted(int(v) for v in present if v != 0 and float(v).is_integer() and int(v) not in label_map)
+
+
+def check_unlisted_policy(policy: str) -> str:
+    """``policy`` when it is one of UNLISTED_LABEL_POLICIES, else a one-line DataError."""
+    if policy not in UNLISTED_LABEL_POLICIES:
+        raise DataError(
+            f"unlisted_labels '{policy}': use one of {', '.join(UNLISTED_LABEL_POLICIES)}"
+            f"{suggest(str(policy), list(UNLISTED_LABEL_POLICIES))}"
+        )
+    return policy
+
+
+def apply_unlisted_labels(
+    labels: np.ndarray, label_map: Mapping[int, LabelInfo], policy: str, where: str, names_from: str = "label_names"
+) -> np.ndarray:
+    """Apply the ``unlisted_labels`` policy to a mask read from a file.
+
+    ``error`` (the default) refuses a mask holding values the label map does
+    not name, with one line naming those values and both fixes; ``background``
+    sets them to 0, so a multi-label mask (e.g. TotalSegmentator's 23 labels)
+    can be used with names for the wanted labels only. Returns ``labels``
+    itself when nothing is unlisted; ``names_from`` says where names are
+    given (for the message). Non-integer values are left for
+    :func:`mskbench.data.subjects.check_label_values` to refuse.
+    """
+    check_unlisted_policy(policy)
+    unknown = unlisted_label_values(labels, label_map)
+    if not unknown:
+        return labels
+    if policy == "background":
+        out = np.array(labels, copy=True)
+        out[np.isin(out, unknown)] = 0
+        return out
+    shown = ", ".join(str(v) for v in unknown[:20]) + (f" (+{len(unknown) - 20} more)" if len(unknown) > 20 else "")
+    listed = ", ".join(str(k) for k in sorted(label_map)) or "none"
+    raise DataError(
+        f"{where}: label values {shown} are in the mask but not in the label map (listed: {listed}); "
+        f"name them in {names_from}, or set unlisted_labels = \"background\" in the dataset params to treat them as background"
+    )

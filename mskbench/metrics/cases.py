@@ -14,6 +14,10 @@ MISS = "miss"
 FALSE_POSITIVE = "false_positive"
 BOTH_EMPTY = "both_empty"
 CASE_STATES = (HIT, MISS, FALSE_POSITIVE, BOTH_EMPTY)
+#: Not decided from the two masks: the loaded reference had the label, but dataset-level
+#: preprocessing (small-object removal) deleted all of it, so there is nothing to score against.
+#: Every metric value of such a row is NaN (excluded, counted), whatever the prediction.
+REMOVED_BY_PREPROCESSING = "removed_by_preprocessing"
 
 
 def case_state(reference: np.ndarray, prediction: np.ndarray) -> str:

@@ -52,27 +52,18 @@ def write_file_metrics(
     table["nsd_tolerance_mm"] = float(nsd_tolerance_mm)
     table["spacing"] = table["reference_path"].map(lambda path: json.dumps([float(s) for s in spacings[path]]))
     table = table[[name for name, _ in COLUMNS]]
+    from mskbench.store import Store
+
     try:
-        con = duckdb.connect(str(db_path))
+        with Store.open_for_writing(db_path, schema=False) as store, store.transaction() as con:
+            con.execute(CREATE_SQL)
+            existing = [r[0] for r in con.execute(f"DESCRIBE {TABLE}").fetchall()]
+            if existing != [name for name, _ in COLUMNS]:
+                raise StoreError(
+                    f"{db_path}: table {TABLE} has columns {existing}, not the expected ones; use another --db file"
+                )
+            con.register("incoming", table)
+            con.execute(f"INSERT INTO {TABLE} SELECT * FROM incoming")
     except duckdb.Error as exc:
-        raise StoreError(f"{db_path}: cannot open as a DuckDB file ({exc}); check --db") from None
-    try:
-        con.execute("BEGIN")
-        con.execute(CREATE_SQL)
-        existing = [r[0] for r in con.execute(f"DESCRIBE {TABLE}").fetchall()]
-        if existing != [name for name, _ in COLUMNS]:
-            raise StoreError(
-                f"{db_path}: table {TABLE} has columns {existing}, not the expected ones; use another --db file"
-            )
-        con.register("incoming", table)
-        con.execute(f"INSERT INTO {TABLE} SELECT * FROM incoming")
-        con.execute("COMMIT")
-    except StoreError:
-        con.execute("ROLLBACK")
-        raise
-    except duckdb.Error as exc:
-        con.execute("ROLLBACK")
-        raise StoreError(f"{db_path}: cannot write table {TABLE} ({exc})") from None
-    finally:
-        con.close()
+        raise StoreError(f"{db_path}: cannot write table {TABLE} ({str(exc).splitlines()[0]})") from None
     return batch_id

@@ -8,6 +8,14 @@ Points are pixel centres, (x, y) = (column, row). Positive strategies:
   Euclidean distance transform), the most interior point.
 - ``random_interior``: distinct mask pixels drawn uniformly with the
   prompter's generator.
+- ``raster_middle``: SAMRI's ``gen_points`` (wangzhaomxy/SAMRI,
+  ``utils/utils.py``): the mask's pixels are listed in raster order (as
+  ``np.nonzero`` lists them, row by row) and the point is drawn uniformly
+  from ranks ``int(0.45 n)`` to ``int(0.55 n)`` inclusive, n = the mask's
+  pixel count, so it lands at random in the middle tenth of the mask. SAMRI
+  draws with Python's ``random.randint``; here the prompter's generator
+  draws the same distribution. More than one point: distinct pixels from
+  that window (fewer when the window is smaller).
 
 For the two deterministic strategies, every further point is the mask pixel
 farthest from the background *and* from the points already placed (the
@@ -23,7 +31,7 @@ import numpy as np
 from mskbench.errors import PluginError
 from mskbench.prompting.boxes import Box
 
-POINT_STRATEGIES: tuple[str, ...] = ("centroid_snapped", "dt_max", "random_interior")
+POINT_STRATEGIES: tuple[str, ...] = ("centroid_snapped", "dt_max", "random_interior", "raster_middle")
 Point = tuple[float, float]
 
 
@@ -56,6 +64,13 @@ def _farthest_interior(mask: np.ndarray, taken: list[Point]) -> Point:
     return _xy(int(np.argmax(distance)), mask.shape[1])
 
 
+def raster_middle_window(mask: np.ndarray) -> np.ndarray:
+    """Flat indices of the mask pixels SAMRI's ``gen_points`` draws from: raster ranks int(0.45 n)..int(0.55 n)."""
+    pixels = np.flatnonzero(mask)
+    n = pixels.size
+    return pixels[int(n * 0.45) : int(n * 0.55) + 1]
+
+
 def positive_points(mask: np.ndarray, n: int, strategy: str, rng: np.random.Generator) -> list[Point]:
     """``n`` foreground points in ``mask`` by ``strategy`` (fewer if the mask is smaller)."""
     n = min(n, int(mask.sum()))
@@ -63,6 +78,12 @@ def positive_points(mask: np.ndarray, n: int, strategy: str, rng: np.random.Gene
         return []
     if strategy == "random_interior":
         chosen = rng.choice(np.flatnonzero(mask), size=n, replace=False)
+        return [_xy(index, mask.shape[1]) for index in chosen]
+    if strategy == "raster_middle":
+        window = raster_middle_window(mask)
+        if n == 1:  # randint(low, high) inclusive, as SAMRI's gen_points
+            return [_xy(window[int(rng.integers(0, window.size))], mask.shape[1])]
+        chosen = rng.choice(window, size=min(n, window.size), replace=False)
         return [_xy(index, mask.shape[1]) for index in chosen]
     if strategy == "centroid_snapped":
         points = [snapped_centroid(mask)]

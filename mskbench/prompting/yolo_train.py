@@ -25,7 +25,7 @@ from mskbench.errors import DataError, PluginError
 from mskbench.params import suggest
 from mskbench.protocols import Dataset
 from mskbench.prompting.yolo_data import write_data_yaml, write_split
-from mskbench.prompting.yolo_weights import ARCHITECTURE, save_detector, versioned_path
+from mskbench.prompting.yolo_weights import ARCHITECTURE, packaged_config, save_detector, versioned_path
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def train_detector(
             )
         data_yaml = write_data_yaml(root, {cls: dataset.label_map[label].name for label, cls in class_of_label.items()})
         log.info("training %s on %d slices (%d validation) for %d epochs", ARCHITECTURE, n_train, n_val, config.epochs)
-        model = YOLO(ARCHITECTURE, task="detect")
+        model = YOLO(packaged_config(ARCHITECTURE), task="detect")  # never a same-named file in the cwd
         model.train(
             data=str(data_yaml), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch, seed=config.seed,
             device=config.device, project=str(root / "runs"), name="train",

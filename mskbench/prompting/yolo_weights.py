@@ -7,6 +7,14 @@ detector file cannot run code. The card (same stem, ``.json``) says which
 label each class stands for, the dataset and preprocessing it was trained
 on, its validation metrics and the library versions, and the sha256 that
 ties it to its weights.
+
+Neither file decides what Python objects are built: the card's
+``architecture`` must be a name in :data:`ARCHITECTURES`, and the network is
+built from the config that name maps to inside the installed ultralytics
+package (an absolute path, so no file in the working directory and no
+download stands in for it). A card naming anything else (a ``.pt`` file
+that ultralytics would unpickle, a URL, another yaml) is refused before any
+file but the card is opened.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from mskbench.errors import PluginError
 FORMAT = "mskbench-yolo-detector"
 FORMAT_VERSION = 1
 ARCHITECTURE = "yolov8n.yaml"
+#: The architectures a card may name, each -> its config inside the ultralytics package. ultralytics
+#: reads ``yolov8n.yaml`` as ``yolov8.yaml`` at scale ``n``; the name keeps the scale, the folder pins the file.
+ARCHITECTURES: dict[str, str] = {ARCHITECTURE: "cfg/models/v8/yolov8n.yaml"}
 _RETRAIN = "train one with `mskbench detector train --dataset NAME --out DIR`"
 
 
@@ -32,6 +43,7 @@ class DetectorCard:
 
     weights: Path
     dataset: str
+    architecture: str
     class_of_label: dict[int, int]
     label_names: dict[int, str]
     imgsz: int
@@ -96,32 +108,69 @@ def read_card(weights: Path) -> DetectorCard:
             f"detector card {sidecar}: format {meta.get('format')!r} v{meta.get('format_version')!r} is not "
             f"{FORMAT!r} v{FORMAT_VERSION}; {_RETRAIN}"
         )
+    architecture = meta.get("architecture")
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
+        raise PluginError(
+            f"detector card {sidecar}: architecture {architecture!r} is not one mskbench builds "
+            f"({', '.join(sorted(ARCHITECTURES))}); {_RETRAIN}"
+        )
     if meta.get("sha256") != sha256_file(weights):
         raise PluginError(
             f"detector weights {weights} do not match the sha256 in {sidecar.name}; the pair was mixed up, {_RETRAIN}"
         )
-    return DetectorCard(weights, dataset, class_of_label, label_names, imgsz, meta)
+    return DetectorCard(weights, dataset, architecture, class_of_label, label_names, imgsz, meta)
+
+
+def packaged_config(architecture: str) -> str:
+    """The absolute path of an allow-listed architecture's config inside the installed ultralytics.
+
+    ultralytics looks a bare ``yolov8n.yaml`` up in the working directory
+    first (and downloads names it cannot find); an absolute path into its
+    own package is never looked up anywhere else.
+    """
+    import ultralytics
+
+    if architecture not in ARCHITECTURES:  # read_card refuses these; a hand-made DetectorCard too
+        raise PluginError(f"detector architecture {architecture!r} is not one of {', '.join(sorted(ARCHITECTURES))}")
+    path = Path(ultralytics.__file__).resolve().parent / ARCHITECTURES[architecture]
+    unified = path.with_name(re.sub(r"(\d+)[nslmx]$", r"\1", path.stem) + path.suffix)  # yolov8n -> yolov8
+    if not (path.is_file() or unified.is_file()):
+        raise PluginError(
+            f"ultralytics {ultralytics.__version__} ships no {unified.name} for {architecture}; "
+            "install the ultralytics version the detector was trained with"
+        )
+    return str(path)
 
 
 def build_model(card: DetectorCard):
-    """An ultralytics YOLO object with the card's weights, built from the packaged config."""
-    import torch
+    """An ultralytics YOLO object with the card's weights, built from the packaged config.
 
+    The wrapper and the network are both built from :func:`packaged_config`
+    (a ``.yaml``, so ultralytics never takes its unpickling ``.pt`` path), and
+    the weights are tensors read by :func:`load_tensor_file`.
+    """
     from mskbench.prompting.ultralytics_env import import_ultralytics
+    from mskbench.segmenters.checkpoints import load_tensor_file
 
     import_ultralytics()
     from ultralytics import YOLO
     from ultralytics.nn.tasks import DetectionModel
 
-    blob = torch.load(card.weights, map_location="cpu", weights_only=True)
+    config = packaged_config(card.architecture)
+    blob = load_tensor_file(card.weights, what="detector weights", remedy=_RETRAIN)
     names = {cls: card.label_names[label] for label, cls in card.class_of_label.items()}
-    yolo = YOLO(card.meta.get("architecture", ARCHITECTURE), task="detect")
-    net = DetectionModel(card.meta.get("architecture", ARCHITECTURE), nc=len(names), verbose=False)
+    state = blob.get("state_dict") if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise PluginError(f"detector weights {card.weights} hold no 'state_dict' of tensors; {_RETRAIN}")
+    yolo = YOLO(config, task="detect")
+    net = DetectionModel(config, nc=len(names), verbose=False)
     try:
-        net.load_state_dict(blob["state_dict"], strict=True)
-    except (KeyError, RuntimeError) as exc:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PluginError(
-            f"detector weights {card.weights} do not fit {ARCHITECTURE} with {len(names)} classes: {exc}"
+            f"detector weights {card.weights} do not fit {card.architecture} with {len(names)} classes ({first}); "
+            f"{_RETRAIN}"
         ) from None
     net.names = dict(sorted(names.items()))
     net.args, net.task = yolo.model.args, "detect"

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from mskbench.output_paths import make_folder, write_text
 from mskbench.report.html import Column, esc, field, fmt, note, page, table
 from mskbench.stats import data
 from mskbench.stats.analysis import StatsResults, StatsSettings, compute_stats
@@ -125,19 +126,18 @@ def manifest_pages(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
     """One HTML page and one JSON file per run: suite, config, environment manifest."""
     if "runs" not in data.tables(con):
         return []
-    folder = out / "runs"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(out / "runs", "--out")
     written = []
     for row in con.execute("SELECT * FROM runs ORDER BY started_at").df().to_dict(orient="records"):
         record = {k: (json.loads(v) if k in ("config", "manifest") and isinstance(v, str) else v)
                   for k, v in row.items()}
         text = json.dumps(record, indent=2, sort_keys=True, default=str)
         json_path = folder / f"{slug(row['run_id'])}.json"
-        json_path.write_text(text, encoding="utf-8")
+        write_text(json_path, text, "--out")
         body = (f'<p><a href="../index.html">← leaderboards</a> · <a href="{esc(json_path.name)}">JSON</a></p>'
                 f"<pre>{esc(text)}</pre>")
         html_path = folder / f"{slug(row['run_id'])}.html"
-        html_path.write_text(page(f"Run {row['run_id']}", body), encoding="utf-8")
+        write_text(html_path, page(f"Run {row['run_id']}", body), "--out")
         written += [html_path, json_path]
     return written
 
@@ -150,7 +150,7 @@ def write_leaderboard(db: str | Path, out: str | Path, settings: StatsSettings, 
         metrics = [r[0] for r in con.execute("SELECT DISTINCT metric FROM subject_metrics ORDER BY 1").fetchall()]
         data.check_names([metric], metrics, "--metric")
         results = compute_stats(con, settings)
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, "--out")
         written = manifest_pages(con, out)
         index_rows = []
         for dataset in sorted(set(results.summary["dataset"])):
@@ -168,7 +168,7 @@ def write_leaderboard(db: str | Path, out: str | Path, settings: StatsSettings, 
                                 + table(rows, board_columns(rows, metric), table_id=f"board-{slug(prompter)}"))
             body = ('<p><a href="index.html">← all datasets</a></p>' + run_links(con, dataset, "")
                     + ("".join(sections) or note(f"No {metric} rows for this dataset.")))
-            path.write_text(page(f"Leaderboard: {dataset}", body), encoding="utf-8")
+            write_text(path, page(f"Leaderboard: {dataset}", body), "--out")
             written.append(path)
         columns = [Column("dataset", lambda r: f'<a href="{esc(r["page"])}">{esc(r["dataset"])}</a>',
                           lambda r: r["dataset"]),
@@ -177,7 +177,7 @@ def write_leaderboard(db: str | Path, out: str | Path, settings: StatsSettings, 
                 "the leader (Wilcoxon signed-rank, Benjamini–Hochberg within the board).</p>"
                 + table(index_rows, columns, table_id="index") + run_links(con, None, ""))
         index = out / "index.html"
-        index.write_text(page("mskbench leaderboards", body), encoding="utf-8")
+        write_text(index, page("mskbench leaderboards", body), "--out")
         written.insert(0, index)
     finally:
         con.close()

@@ -200,7 +200,6 @@ def write_report(db: str | Path, out: str | Path, settings: StatsSettings) -> Pa
         text = build_report(con, settings)
     finally:
         con.close()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    return out
+    from mskbench.output_paths import write_text
+
+    return write_text(Path(out), text, "--out")

@@ -280,6 +280,12 @@ class CachedSegmenter:
     def decode(self, embedding: Any, prompts: Sequence[Prompt]) -> np.ndarray:
         return self.segmenter.decode(embedding, prompts)
 
+    def __getattr__(self, name: str) -> Any:
+        """Capabilities of the wrapped model (an interactive model's ``refine`` and ``feedback``)."""
+        if name == "segmenter":
+            raise AttributeError(name)
+        return getattr(self.segmenter, name)
+
     def describe(self) -> dict[str, Any]:
         return {**self.segmenter.describe(), "embedding_cache": str(self.cache.directory)}
 

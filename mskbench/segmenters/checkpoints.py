@@ -40,6 +40,8 @@ STATUSES = ("found", "missing", "hash_mismatch", "unknown_hash")
 HASH_CACHE_NAME = ".sha256-cache.json"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: how files torch.save writes begin: a pickle's PROTO opcode (legacy format) or a zip archive
+_PICKLE_OR_ZIP = (b"\x80", b"PK\x03\x04")
 _REQUIRED_FIELDS = ("filename", "url", "plugin")
 
 
@@ -146,17 +148,22 @@ def resolve_checkpoint(key: str, explicit_path: str | None) -> Path:
     """
     if explicit_path is not None:
         path = Path(explicit_path).expanduser()
-        if not path.is_file():
+        problem = file_problem(path)
+        if problem is not None:
             raise CheckpointError(
-                f"checkpoint {path} (given for '{key}') does not exist; fix `checkpoint = \"...\"` in the suite"
+                f"checkpoint {path} (given for '{key}') {problem}; fix `checkpoint = \"...\"` in the suite"
             )
         return path
     spec = get_spec(key)
     folder = checkpoint_dir()
     path = folder / spec.filename
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {path} for '{key}' is a directory, not a file; remove it and {_how_to_obtain(spec, folder)}"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {spec.filename} for '{key}' not found in {folder}; {_how_to_obtain(spec, folder)}")
-    return path
+    return path  # its content is judged by the official sha256 (preflight) or when it is loaded
 
 
 def expected_sha256(key: str, path: Path) -> str | None:
@@ -259,17 +266,82 @@ def remember_sha256(path: Path, digest: str) -> None:
 
 
 _WEIGHTS_ONLY_MARKER = "WeightsUnpickler error:"
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
+_OFFICIAL = "use the official checkpoint file"
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return f"{type(exc).__name__}: {line if len(line) <= 160 else line[:159] + '…'}"
 
 
 def _weights_only_reason(exc: BaseException) -> str:
-    """The useful clause of torch's long weights_only refusal, e.g. 'Unsupported global: GLOBAL x.Y ...'."""
-    rest = str(exc).split(_WEIGHTS_ONLY_MARKER, 1)[1].strip()
-    return rest.splitlines()[0].split(". Please")[0].strip()[:160]
+    """What torch's weights-only unpickler refused, as a whole clause ('it refers to os.system'), or ''.
+
+    torch's message runs over many lines and tells the reader how to load the
+    file unsafely; none of it is shown, only the refused global when there is one.
+    """
+    match = _REFUSED_GLOBAL.search(str(exc))
+    return f"it refers to {match.group(1)}" if match else ""
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a file ``torch.save`` wrote, judged from its first bytes; None if it may be.
+
+    Cheap enough for ``validate``: nothing is unpickled. torch itself would
+    read a text file as pickle opcodes and fail with a message about them.
+    """
+    if path.is_dir():
+        return "is a directory, not a file"
+    if not path.is_file():
+        return "does not exist"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not head:
+        return "is an empty file"
+    if not head.startswith(_PICKLE_OR_ZIP):
+        return "is not a PyTorch checkpoint (it does not begin as files torch.save writes do)"
+    return None
+
+
+def load_tensor_file(path: Path, *, what: str = "checkpoint", remedy: str = _OFFICIAL) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU, every failure one :class:`CheckpointError` line.
+
+    This is the only way mskbench reads a weights file: torch's weights-only
+    unpickler builds tensors, containers and numbers and refuses any other
+    global before it is called, so no file can run code (DESIGN §6). ``what``
+    names the file in the message ("checkpoint", "detector weights") and
+    ``remedy`` is the fix offered.
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    problem = file_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"{what} {path} {problem}; {remedy}")
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": torch's, not the user's to act on
+            warnings.simplefilter("ignore")
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        if _WEIGHTS_ONLY_MARKER not in str(exc):
+            raise CheckpointError(f"{what} {path} is not a PyTorch checkpoint ({_first_line(exc)}); {remedy}") from None
+        reason = _weights_only_reason(exc)
+        raise CheckpointError(
+            f"{what} {path} contains Python objects that mskbench will not load (only tensors are accepted"
+            f"{'; ' + reason if reason else ''}); {remedy}"
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... for non-checkpoints
+        raise CheckpointError(f"{what} {path} is not a PyTorch checkpoint ({_first_line(exc)}); {remedy}") from None
 
 
 def load_checkpoint_state(path: Path, expected_sha256: str | None) -> dict[str, Any]:
@@ -279,13 +351,12 @@ def load_checkpoint_state(path: Path, expected_sha256: str | None) -> dict[str, 
     removed. A hash mismatch, a file torch cannot read, or a pickle with
     Python objects beyond tensors is one :class:`CheckpointError`.
     """
-    import pickle
-
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+    problem = file_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {path} {problem}; {_OFFICIAL}")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256.lower():
@@ -293,24 +364,13 @@ def load_checkpoint_state(path: Path, expected_sha256: str | None) -> dict[str, 
                 f"checkpoint {path} has sha256 {actual[:16]}…, expected {expected_sha256[:16]}… (the official file); "
                 "it is truncated, corrupt or a different file: delete it and download it again"
             )
-    try:
-        loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as exc:
-        if _WEIGHTS_ONLY_MARKER not in str(exc):
-            raise CheckpointError(f"{path} is not a PyTorch checkpoint ({_first_line(exc)}); use the official file") from exc
-        raise CheckpointError(
-            f"{path} holds Python objects that torch.load(weights_only=True) refuses ({_weights_only_reason(exc)}); "
-            "mskbench loads tensors only: use the official checkpoint file"
-        ) from exc
-    except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... for non-checkpoints
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({_first_line(exc)}); use the official file") from exc
-    state = loaded
+    state = load_tensor_file(path)
     for wrapper in ("model", "state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]
             break
     if not isinstance(state, Mapping) or not any(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} holds no state dict of tensors; use the official checkpoint file")
+        raise CheckpointError(f"checkpoint {path} holds no state dict of tensors; {_OFFICIAL}")
     return dict(state)
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int | None], None]
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_WEB_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
 def _part_path(dest: Path) -> Path:
@@ -51,6 +52,16 @@ def _open(url: str, offset: int, timeout: float):
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CheckpointError(f"cannot reach {url} ({reason}); check the network and rerun to resume") from exc
+
+
+def _refuse_web_page(response, url: str) -> None:
+    """A checkpoint is never HTML: an HTML answer is a download page, a login or an error page."""
+    content_type = response.headers.get_content_type()
+    if content_type in _WEB_PAGE_TYPES:
+        raise CheckpointError(
+            f"{url} returned a web page ({content_type}), not a checkpoint; use the URL of the file itself "
+            "(a download page, sign-in or error page is not the file)"
+        )
 
 
 def _resume_offset(response, offset: int) -> int:
@@ -89,6 +100,7 @@ def download(
         response = _open(url, offset, timeout)
         if response is not None:
             with response:
+                _refuse_web_page(response, url)
                 offset = _resume_offset(response, offset)
                 length = response.headers.get("Content-Length")
                 total = offset + int(length) if length is not None else expected_size
@@ -157,6 +169,10 @@ def fetch_checkpoint(
             log.info("%s already present and verified", dest)
             return dest
         raise CheckpointError(f"{dest} exists but its sha256 differs from the expected one; delete it and fetch again")
+    if expected is None:
+        log.warning(
+            "no sha256 is known for '%s' and none was given with --sha256: the download cannot be verified", key
+        )
     download(
         url or spec.url,
         dest,

@@ -7,7 +7,14 @@ https://github.com/bowang-lab/MedSAM) does, and so does this module:
   1024 x 1024 (order 3, preserve_range, anti_aliasing), cast to uint8,
   min-max scaled to [0, 1] per image; no mean/std, no padding; straight
   into the image encoder;
-- box: ``box / [W, H, W, H] * 1024``;
+- box: ``box / [W, H, W, H] * 1024``, with the box exactly as recorded.
+  The published script reads integer boxes only (``int()`` of each number
+  typed on its command line; ``int("95.5")`` is an error, not a
+  truncation), so it sets no rule for the fractional boxes of ``jitter_box``
+  and detectors. They are passed unrounded, as ``sam``, ``sam2`` and
+  ``samri`` receive them, so every model of a cell gets the very same box
+  (truncating would move each box by up to a pixel, always towards the
+  origin, for MedSAM alone). Integer boxes give exactly the published result;
 - output: 256 x 256 logits -> sigmoid -> bilinear to H x W -> > 0.5.
 
 MedSAM was trained on boxes only, so boxes are all it takes here.
@@ -25,6 +32,7 @@ from skimage import transform
 from mskbench.segmenters.prompt_batch import BOX_PROMPTS, PromptGroup
 from mskbench.segmenters.sam_catalog import MEDSAM_CHECKPOINT_KEY
 from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, to_rgb
+from mskbench.segmenters.torch_utils import check_precision
 
 def medsam_image(image: np.ndarray, size: int) -> np.ndarray:
     """MedSAM's image preprocessing: (size, size, 3) float64 in [0, 1]."""
@@ -45,6 +53,7 @@ class MedSamSegmenter(PromptableSegmenter):
 
     @classmethod
     def from_checkpoint(cls, precision: str, device: str, checkpoint: str | None) -> MedSamSegmenter:
+        check_precision(device, precision, cls.architecture)
         model = sam_model_registry["vit_b"]()
         weights = load_weights(model, MEDSAM_CHECKPOINT_KEY, checkpoint, arch="SAM vit_b (MedSAM)")
         return cls(model, device=device, precision=precision, variant="vit_b", weights=weights)

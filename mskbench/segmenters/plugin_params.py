@@ -10,5 +10,5 @@ PRECISION_PARAM = Param(
     "str",
     default="fp32",
     choices=PRECISIONS,
-    help="numeric precision on CUDA, applied as torch.autocast; CPU always runs fp32",
+    help="numeric precision; bf16 and fp16 run on CUDA only (as torch.autocast), a CPU run needs fp32",
 )

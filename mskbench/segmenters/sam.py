@@ -10,6 +10,11 @@ tests/test_segmenters_sam.py).
 SAMRI (Wang et al., https://github.com/wangzhaomxy/SAMRI) fine-tunes only
 SAM ViT-B's mask decoder on MRI and runs inference through the same
 ``SamPredictor``; its headline prompt is a box plus one interior point.
+Following SAMRI's own code (``utils/dataloader.py`` ``NiiDataset._preprocess``,
+``utils/visual.py``, ``inference.py`` ``run_predict``), the ``samri``
+segmenter differs from ``sam`` in two ways: each slice is stretched to
+[0, 255] on its own before ``set_image`` (:func:`samri_stretch`), and every
+prompt, a single click included, is decoded with ``multimask_output=False``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import torch
 from segment_anything import SamPredictor, sam_model_registry
 from segment_anything.modeling import Sam
 
-from mskbench.segmenters.prompt_batch import SAM_PROMPTS, PromptGroup
+from mskbench.protocols import Refinement
+from mskbench.segmenters.prompt_batch import SAM_PROMPTS, PromptGroup, check_prompts
 from mskbench.segmenters.sam_catalog import sam_checkpoint_key, samri_checkpoint_key
 from mskbench.segmenters.sam_family import (
     Embedding,
@@ -28,11 +34,14 @@ from mskbench.segmenters.sam_family import (
     pick_masks,
     to_rgb,
 )
+from mskbench.segmenters.torch_utils import check_precision, inference_context
+from mskbench.types import Prompt
 
 class SamSegmenter(PromptableSegmenter):
-    """SAM through its own predictor; see the module docstring."""
+    """SAM through its own predictor; see the module docstring. Interactive: :meth:`refine`."""
 
     supported_prompts = SAM_PROMPTS
+    feedback = frozenset({"logits"})
     architecture = "sam"
     preprocessing = "segment_anything.SamPredictor: RGB, ResizeLongestSide(1024), pixel mean/std, pad"
 
@@ -44,6 +53,7 @@ class SamSegmenter(PromptableSegmenter):
     @classmethod
     def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamSegmenter:
         """The plugin factory path: upstream builder, then the verified checkpoint."""
+        check_precision(device, precision, cls.architecture)
         model = sam_model_registry[variant]()
         weights = load_weights(model, sam_checkpoint_key(variant), checkpoint, arch=f"SAM {variant}")
         return cls(model, device=device, precision=precision, variant=variant, weights=weights)
@@ -62,13 +72,48 @@ class SamSegmenter(PromptableSegmenter):
             for item in features
         ]
 
-    def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
-        predictor, device = self.predictor, self.device
+    def _restore(self, embedding: Embedding) -> tuple[int, int]:
+        """Put the predictor in the state ``set_image`` left it in for this slice."""
+        predictor = self.predictor
         original_size = tuple(int(v) for v in embedding["original_size"])
-        predictor.features = embedding["features"][None].to(device)
+        predictor.features = embedding["features"][None].to(self.device)
         predictor.original_size = original_size
         predictor.input_size = tuple(int(v) for v in embedding["input_size"])
         predictor.is_image_set = True
+        return original_size
+
+    def refine(self, embedding: Embedding, prompt: Prompt, previous: np.ndarray | None) -> Refinement:
+        """One interactive step: ``SamPredictor.predict(points, labels, box, mask_input=previous, multimask_output=False)``.
+
+        ``previous`` is the 1×256×256 low-resolution logits of the previous
+        step, returned here as :attr:`Refinement.logits`.
+        """
+        check_prompts([prompt], self.supported_prompts, tuple(int(v) for v in embedding["original_size"]), self.architecture)
+        predictor, device = self.predictor, self.device
+        original_size = self._restore(embedding)
+        coords = labels = box = mask_input = None  # as SamPredictor.predict builds them, kept in float32 under autocast
+        if prompt.points:
+            points = predictor.transform.apply_coords(np.asarray(prompt.points, dtype=np.float64), original_size)
+            coords = torch.as_tensor(points, dtype=torch.float, device=device)[None]
+            labels = torch.as_tensor(np.asarray(prompt.point_labels), dtype=torch.int, device=device)[None]
+        if prompt.box is not None:
+            boxes = predictor.transform.apply_boxes(np.asarray(prompt.box, dtype=np.float64), original_size)
+            box = torch.as_tensor(boxes, dtype=torch.float, device=device)[None]
+        if previous is not None:
+            mask_input = torch.as_tensor(previous, dtype=torch.float, device=device)[None]
+        try:
+            with inference_context(device, self.precision):
+                scores, _, low_res = predictor.predict_torch(
+                    coords, labels, box, mask_input, multimask_output=False, return_logits=True
+                )
+        finally:
+            predictor.reset_image()
+        scores, low_res = scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
+        return Refinement(scores[0] > self.threshold, low_res.astype(np.float32))
+
+    def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
+        predictor, device = self.predictor, self.device
+        original_size = self._restore(embedding)
         coords = labels = boxes = None
         if group.points is not None:
             coords = torch.as_tensor(
@@ -79,22 +124,39 @@ class SamSegmenter(PromptableSegmenter):
             boxes = torch.as_tensor(
                 predictor.transform.apply_boxes(group.boxes, original_size), dtype=torch.float, device=device
             )
+        multimask = self._multimask(group)
         try:
             logits, iou_predictions, _ = predictor.predict_torch(
-                coords, labels, boxes, multimask_output=group.multimask, return_logits=True
+                coords, labels, boxes, multimask_output=multimask, return_logits=True
             )
         finally:
             predictor.reset_image()
-        return pick_masks(logits.float().cpu().numpy(), iou_predictions.float().cpu().numpy(), group.multimask)
+        return pick_masks(logits.float().cpu().numpy(), iou_predictions.float().cpu().numpy(), multimask)
+
+
+def samri_stretch(image: np.ndarray) -> np.ndarray:
+    """SAMRI's per-slice intensity stretch (``NiiDataset._preprocess``): min-max to [0, 1] with a
+    1e-8 guard, times 255, rounded half to even, uint8. A uniform slice becomes all zeros."""
+    values = image.astype(np.float64)
+    low, high = values.min(), values.max()
+    return np.round((values - low) / (high - low + 1e-8) * 255).astype(np.uint8)
 
 
 class SamriSegmenter(SamSegmenter):
-    """SAMRI: SAM ViT-B with an MRI-tuned mask decoder, same predictor and prompt conventions."""
+    """SAMRI: SAM ViT-B with an MRI-tuned mask decoder, through ``SamPredictor`` with SAMRI's own conventions."""
 
     architecture = "samri"
+    single_click_multimask = False  # SAMRI predicts with multimask_output=False for every prompt
+    preprocessing = (
+        "SAMRI NiiDataset: per-slice min-max stretch to [0, 255] (round); then " + SamSegmenter.preprocessing
+    )
+
+    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        return super()._encode_batch([samri_stretch(image) for image in images])
 
     @classmethod
     def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamriSegmenter:
+        check_precision(device, precision, cls.architecture)
         model = sam_model_registry["vit_b"]()
         weights = load_weights(model, samri_checkpoint_key(variant), checkpoint, arch="SAM vit_b (SAMRI)")
         return cls(model, device=device, precision=precision, variant=variant, weights=weights)

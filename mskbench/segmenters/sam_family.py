@@ -69,6 +69,9 @@ class PromptableSegmenter:
     threshold: float = 0.0
     #: names the image and prompt transforms; part of the embedding-cache key.
     preprocessing: str = ""
+    #: a single click decoded with ``multimask_output=True``, keeping the mask with the highest predicted IoU
+    #: (the upstream predictors' documented advice); False: one mask for every prompt (SAMRI's own inference).
+    single_click_multimask: bool = True
 
     def __init__(
         self,
@@ -81,7 +84,7 @@ class PromptableSegmenter:
         encode_batch: int = DEFAULT_ENCODE_BATCH,
     ) -> None:
         self.device = torch_device(device)
-        self.precision = effective_precision(self.device, precision)
+        self.precision = effective_precision(self.device, precision, self.architecture)
         self.model = model.to(self.device).eval()
         self.variant = variant
         self.weights = weights or Weights()
@@ -128,7 +131,7 @@ class PromptableSegmenter:
         return scores
 
     def describe(self) -> dict[str, Any]:
-        """Manifest entry: what ran, from which weights, how."""
+        """Manifest entry: what ran, from which weights, how (``precision``: the one actually used)."""
         return {
             "architecture": self.architecture,
             "variant": self.variant,
@@ -137,8 +140,13 @@ class PromptableSegmenter:
             "precision": self.precision,
             "device": str(self.device),
             "preprocessing": self.preprocessing,
+            "single_click_multimask": self.single_click_multimask,
             "supported_prompts": sorted(self.supported_prompts),
         }
+
+    def _multimask(self, group: PromptGroup) -> bool:
+        """``multimask_output`` for one prompt group: only a single click, and only where the model's convention says so."""
+        return group.multimask and self.single_click_multimask
 
     # -- supplied by each model --------------------------------------------------------------
 

@@ -1,15 +1,19 @@
-"""Device placement and numeric precision for the torch segmenters (issue 5, item 1).
+"""Device placement and numeric precision for the torch segmenters (issue 5, item 1; issue 12, item 5).
 
 One place decides what ``device`` and ``precision`` mean so every SAM-family
-plugin behaves the same: fp32 on CPU always (CPU autocast changes results and
-is slower for these models), and on CUDA the requested precision as
-``torch.autocast``, the way the upstream notebooks run SAM 2 in bf16.
+plugin behaves the same: on CUDA the requested precision as
+``torch.autocast``, the way the upstream notebooks run SAM 2 in bf16; on any
+other device fp32 only. A bf16/fp16 request for a CPU run is refused with one
+line rather than silently run in fp32 (a suite that says bf16 would otherwise
+publish fp32 numbers under a bf16 config) or applied as CPU autocast (on CPUs
+without native bf16 it is emulated and slower than fp32, and its rounding is
+not that of a GPU's bf16 kernels either, so it would reproduce nothing).
+The precision a model ran in is what ``describe()`` records in the manifest.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 
 import torch
@@ -17,8 +21,6 @@ import torch
 from mskbench.device import resolve_device
 from mskbench.errors import PluginError
 from mskbench.segmenters.plugin_params import PRECISIONS
-
-log = logging.getLogger(__name__)
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -36,14 +38,21 @@ def torch_device(requested: str) -> torch.device:
         raise PluginError(f"device {requested!r} is not a torch device; use cpu, cuda, cuda:N or auto") from exc
 
 
-def effective_precision(device: torch.device, precision: str) -> str:
-    """The precision actually used: the request on CUDA, fp32 elsewhere."""
+def effective_precision(device: torch.device, precision: str, model: str = "this model") -> str:
+    """The precision the model runs in: the request, which must be fp32 off CUDA (else one line)."""
     if precision not in PRECISIONS:
         raise PluginError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if device.type != "cuda" and precision != "fp32":
-        log.info("precision %s applies on CUDA only; running fp32 on %s", precision, device)
-        return "fp32"
+        raise PluginError(
+            f"{model}: precision = \"{precision}\" runs on CUDA only (as torch.autocast) and this run is on "
+            f"{device}; set precision = \"fp32\" for a {device.type.upper()} run, or run with --device cuda"
+        )
     return precision
+
+
+def check_precision(device: str, precision: str, model: str) -> None:
+    """:func:`effective_precision` before a model is built, so a refused request costs no weight loading."""
+    effective_precision(torch_device(device), precision, model)
 
 
 @contextlib.contextmanager

@@ -140,14 +140,14 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
 
 def write_tables(path: str | Path, results: StatsResults) -> list[str]:
     """Replace the `stats_*` tables in the results database; returns their names."""
+    from mskbench.store import Store
+
     try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as exc:
-        raise StoreError(f"{path}: cannot write the stats tables ({str(exc).splitlines()[0]}); "
-                         "close other programs using it or pass --no-write") from None
+        store = Store.open_for_writing(path, schema=False)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; or pass --no-write to skip storing the stats tables") from None
     written = []
-    try:
-        con.execute("BEGIN TRANSACTION")
+    with store, store.transaction() as con:
         for name, frame in results.tables().items():
             table = f"stats_{name}"
             if frame.empty and not len(frame.columns):
@@ -163,10 +163,4 @@ def write_tables(path: str | Path, results: StatsResults) -> list[str]:
         con.execute("CREATE OR REPLACE TABLE stats_settings AS SELECT * FROM _frame")
         con.unregister("_frame")
         written.append("stats_settings")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
     return written

@@ -24,7 +24,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-LOWER_IS_BETTER = frozenset({"hd95", "hd", "assd", "masd", "abs_volume_error", "rve"})
+#: Metrics where smaller wins: distances, volume errors, and NoC (clicks needed to reach a Dice).
+LOWER_IS_BETTER = frozenset({"hd95", "hd", "assd", "masd", "abs_volume_error", "rve", "noc_80", "noc_90"})
 
 ZERO_METHOD = "pratt"
 

@@ -32,7 +32,7 @@ def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
     """Open a results database read-only and check it holds mskbench's tables."""
     from mskbench.store import Store
 
-    con = Store(path, read_only=True).con
+    con = Store.open_for_reading(path).con
     missing = [t for t in REQUIRED_TABLES if t not in tables(con)]
     if missing:
         con.close()
@@ -52,6 +52,12 @@ def _latest_run_order(con: duckdb.DuckDBPyConnection) -> str:
     if "runs" in tables(con):
         return "(SELECT started_at FROM runs r WHERE r.run_id = c.run_id) DESC NULLS LAST, c.run_id DESC"
     return "c.run_id DESC"
+
+
+def _final_round(con: duckdb.DuckDBPyConnection) -> str:
+    """Tie-break within a run: the final interaction round (``--round`` selection is not built yet)."""
+    columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'subject_metrics'").fetchall()}
+    return "m.round DESC" if "round" in columns else "1"
 
 
 def subject_metrics(con: duckdb.DuckDBPyConnection, metrics: Sequence[str] | None = None) -> pd.DataFrame:
@@ -75,7 +81,7 @@ def subject_metrics(con: duckdb.DuckDBPyConnection, metrics: Sequence[str] | Non
         {where}
         QUALIFY row_number() OVER (
             PARTITION BY c.dataset, c.model, c.prompter, c.seed, m.subject_id, m.label_name, m.metric
-            ORDER BY {_latest_run_order(con)}) = 1
+            ORDER BY {_latest_run_order(con)}, {_final_round(con)}) = 1
         """,
         params,
     ).df()

@@ -10,6 +10,13 @@ the candidate is better). The candidate is non-inferior when
 - ``wilcoxon``: the one-sided Wilcoxon signed-rank test of d + margin > 0
   rejects at alpha.
 
+A subject the baseline has a finite value for and the candidate lacks
+(no row, a NaN value, a failed or skipped subject) rejects the check by
+default: judging only the paired subjects would let a candidate that fails
+on the hardest subjects look as good as the baseline. ``allow_missing``
+(``--allow-missing``) judges the paired subjects anyway; the count is in
+the verdict either way.
+
 With ``--biomarker`` the candidate must also keep the biomarker's
 Bland–Altman bias CI inside [-max_abs_bias, +max_abs_bias] on every
 dataset. Anything that cannot be decided (too few paired subjects) rejects:
@@ -39,6 +46,7 @@ class GateSettings:
     n_boot: int = 2000
     min_subjects: int = 6
     seed: int = 0
+    allow_missing: bool = False
 
 
 def non_inferiority(diff: np.ndarray, settings: GateSettings, rng: np.random.Generator) -> dict[str, object]:
@@ -76,14 +84,29 @@ def metric_gate(values: pd.DataFrame, baseline: str, candidate: str, metric: str
     for (dataset, prompter, label), block in chosen.groupby(["dataset", "prompter", "structure"], sort=True):
         wide = block.set_index(["subject_id", "model"])["value"].unstack("model").reindex(columns=[baseline, candidate])
         paired = wide.dropna()
+        missing = sorted(wide.index[wide[baseline].notna() & wide[candidate].isna()])
         diff = sign * (paired[candidate] - paired[baseline]).to_numpy(float)
         rng = np.random.default_rng([settings.seed, len(rows)])
-        verdict = non_inferiority(diff, settings, rng)
+        verdict = _missing_verdict(non_inferiority(diff, settings, rng), missing, settings)
         rows.append({"check": f"{metric} non-inferiority", "structure": label, "dataset": dataset, "prompter": prompter,
                      "baseline_mean": float(paired[baseline].mean()) if len(paired) else np.nan,
                      "candidate_mean": float(paired[candidate].mean()) if len(paired) else np.nan,
-                     "dropped_unpaired": int(len(wide) - len(paired))} | verdict)
+                     "dropped_unpaired": int(len(wide) - len(paired)), "missing_in_candidate": len(missing),
+                     "missing_subjects": ", ".join(map(str, missing))} | verdict)
     return pd.DataFrame(rows)
+
+
+def _missing_verdict(verdict: dict[str, object], missing: list[str], settings: GateSettings) -> dict[str, object]:
+    """Subjects the baseline has and the candidate lacks reject, unless ``allow_missing``."""
+    if not missing:
+        return verdict
+    shown = ", ".join(map(str, missing[:3])) + (", ..." if len(missing) > 3 else "")
+    if settings.allow_missing:
+        return verdict | {"reason": f"{verdict['reason']}; {len(missing)} subject(s) without a candidate result "
+                                    f"left out (--allow-missing)"}
+    return verdict | {"passed": False,
+                      "reason": f"candidate has no result for {len(missing)} subject(s) the baseline has ({shown}); "
+                                f"rerun them, or judge the paired subjects only with --allow-missing"}
 
 
 def biomarker_gate(pairs: pd.DataFrame, candidate: str, biomarker: str, max_abs_bias: float,

@@ -71,23 +71,39 @@ def _restrict(frame: pd.DataFrame, request: GateRequest) -> pd.DataFrame:
     return frame
 
 
-def verdict_json(verdicts: pd.DataFrame, promote: bool) -> str:
-    return json.dumps({"promote": promote, "checks": records(verdicts)}, indent=2, default=str)
+def verdict_json(verdicts: pd.DataFrame, promote: bool, allow_missing: bool = False) -> str:
+    """``missing_in_candidate`` per check counts the subjects the candidate lacks; ``allow_missing`` says whether
+    they were ignored (``--allow-missing``) instead of rejecting."""
+    return json.dumps({"promote": promote, "allow_missing": allow_missing, "checks": records(verdicts)},
+                      indent=2, default=str)
 
 
 def verdict_text(verdicts: pd.DataFrame, promote: bool, request: GateRequest, settings: GateSettings) -> str:
     """A short fixed-width table a CI log shows well."""
     header = (f"gate: {request.candidate} vs {request.baseline}  metric={request.metric}  "
-              f"margin={settings.margin:g}  method={settings.method}")
-    lines = [header, f"{'check':<28} {'structure':<20} {'dataset':<14} {'prompter':<12} {'n':>4} "
+              f"margin={settings.margin:g}  method={settings.method}"
+              f"{'  allow-missing' if settings.allow_missing else ''}")
+    lines = [header, f"{'check':<28} {'structure':<20} {'dataset':<14} {'prompter':<12} {'n':>4} {'missing':>7} "
                      f"{'mean diff':>10} {'95% CI':>20}  verdict"]
+    missing_total = 0
     for row in verdicts.to_dict(orient="records"):
         ci = (f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" if pd.notna(row.get("ci_low")) else "—")
         mean = f"{row['mean_diff']:+.4f}" if pd.notna(row.get("mean_diff")) else "—"
+        missing = row.get("missing_in_candidate")
+        missing_total += int(missing) if pd.notna(missing) else 0
+        shown = str(int(missing)) if pd.notna(missing) else "—"
         names = [str(row[k])[:w] for k, w in (("check", 28), ("structure", 20), ("dataset", 14), ("prompter", 12))]
         lines.append(f"{names[0]:<28} {names[1]:<20} {names[2]:<14} {names[3]:<12} {int(row['n_subjects']):>4} "
-                     f"{mean:>10} {ci:>20}  {'PASS' if row['passed'] else 'FAIL'}: {row['reason']}")
+                     f"{shown:>7} {mean:>10} {ci:>20}  {'PASS' if row['passed'] else 'FAIL'}: {row['reason']}")
     if verdicts.empty:
         lines.append("no (dataset, prompter) holds both models; nothing to judge")
+    if missing_total and settings.allow_missing:
+        lines.append(f"--allow-missing: {missing_total} subject(s) the baseline has but the candidate has no result "
+                     f"for were left out; the verdict judges the paired subjects only")
+    elif missing_total:
+        lines.append(f"missing: the candidate has no result for {missing_total} subject(s) the baseline has; "
+                     f"that rejects (--allow-missing judges the paired subjects only)")
+    elif settings.allow_missing:
+        lines.append("--allow-missing: no subject was missing; every subject the baseline has was judged")
     lines.append(f"verdict: {'PROMOTE' if promote else 'REJECT'}")
     return "\n".join(lines)

@@ -59,6 +59,17 @@ def read_table(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
 
 
+def claim_subject_id(taken: dict[str, Path], subject_id: str, path: Path) -> str:
+    """Record that ``path`` is subject ``subject_id``; a second file with that id is an error naming both."""
+    if subject_id in taken:
+        raise DataError(
+            f"subject id '{subject_id}' belongs to two files, {taken[subject_id]} and {path}; "
+            "rename one so that every subject has its own id"
+        )
+    taken[subject_id] = path
+    return subject_id
+
+
 class FileDataset:
     """Base of the file-backed datasets; subclasses fill ``_scan`` and ``_read``.
 

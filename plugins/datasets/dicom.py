@@ -13,11 +13,12 @@ demographics come from the DICOM header.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from mskbench.data.dicom import dicom_files, read_dicom_series
-from mskbench.data.labels import label_map_from_names
+from mskbench.data.labels import UNLISTED_LABEL_POLICIES, apply_unlisted_labels, check_unlisted_policy, label_map_from_names
 from mskbench.data.metadata import demographics_from_record
 from mskbench.data.readers import read_volume
 from mskbench.data.subjects import build_subject
@@ -39,9 +40,11 @@ class DicomFolders(FileDataset):
         masks_dir: str = "masks",
         tissues: dict[str, str] | None = None,
         anatomy: str | None = None,
+        unlisted_labels: str = "error",
         **split: Any,
     ) -> None:
         super().__init__(**split)
+        self.unlisted_labels = check_unlisted_policy(unlisted_labels)  # mask values the label map does not list: error or background
         self.root = check_root(root, "the folder with one DICOM series folder per subject and masks/")
         self.masks_dir = masks_dir
         self.anatomy = anatomy
@@ -54,10 +57,12 @@ class DicomFolders(FileDataset):
         self.label_map = label_map_from_names(names, tissues)
 
     def _mask_path(self, subject_id: str) -> Path:
-        for suffix in MASK_SUFFIXES:
-            path = self.root / self.masks_dir / f"{subject_id}{suffix}"
-            if path.is_file():
-                return path
+        found = [self.root / self.masks_dir / f"{subject_id}{suffix}" for suffix in MASK_SUFFIXES]
+        found = [path for path in found if path.is_file()]
+        if len(found) > 1:
+            raise DataError(f"subject {subject_id} has two mask files, {found[0]} and {found[1]}; keep one")
+        if found:
+            return found[0]
         raise DataError(
             f"{self.root / self.masks_dir}: no mask for subject {subject_id}; add {subject_id}.nii.gz (or .mha/.nrrd)"
         )
@@ -76,10 +81,14 @@ class DicomFolders(FileDataset):
     def _read(self, subject_id: str) -> Subject:
         series = read_dicom_series(self.root / subject_id)
         mask_path = self._mask_path(subject_id)
+        mask = read_volume(mask_path)
+        cleaned = apply_unlisted_labels(mask.array, self.label_map, self.unlisted_labels, str(mask_path))
+        if cleaned is not mask.array:
+            mask = dataclasses.replace(mask, array=cleaned)
         return build_subject(
             subject_id,
             series.volume,
-            read_volume(mask_path),
+            mask,
             self.label_map,
             acquisition=series.acquisition,
             demographics=series.demographics,
@@ -95,6 +104,10 @@ PARAMS = {
     "label_names": Param("dict", help="Mask label id -> structure name, e.g. {\"1\" = \"femur\"}."),
     "masks_dir": Param("str", default="masks", help="Folder (under root) of the mask files."),
     "tissues": Param("dict", default={}, help="Label name -> tissue class, overriding the guess from the name."),
+    "unlisted_labels": Param(
+        "str", default="error", choices=list(UNLISTED_LABEL_POLICIES),
+        help="Mask values with no name: error (default), or background to ignore them (name only the labels you want).",
+    ),
     "anatomy": Param("str", default="", help="Anatomy label for biomarker defaults."),
     **split_params("through_plane"),
 }

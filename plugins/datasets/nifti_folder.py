@@ -14,17 +14,18 @@ folder holding a file of the same name per image; the label names come from
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from mskbench.data.labels import label_map_from_names
-from mskbench.data.readers import read_volume
+from mskbench.data.labels import UNLISTED_LABEL_POLICIES, apply_unlisted_labels, check_unlisted_policy, label_map_from_names
+from mskbench.data.readers import image_stem, read_volume
 from mskbench.data.subjects import build_subject
 from mskbench.errors import DataError
 from mskbench.params import Param
 from mskbench.types import LabelInfo, Subject
-from mskbench_builtins.datasets.base import FileDataset, check_root, root_param, split_params
+from mskbench_builtins.datasets.base import FileDataset, check_root, claim_subject_id, root_param, split_params
 
 CHANNEL_SUFFIX = "_0000"
 
@@ -67,9 +68,11 @@ class NiftiFolder(FileDataset):
         tissues: dict[str, str] | None = None,
         anatomy: str | None = None,
         fixed_label_map: dict[int, LabelInfo] | None = None,
+        unlisted_labels: str = "error",
         **split: Any,
     ) -> None:
         super().__init__(**split)
+        self.unlisted_labels = check_unlisted_policy(unlisted_labels)  # mask values the label map does not list: error or background
         self.root = check_root(root, "the folder with dataset.json or the images")
         self.layout = self._detect_layout(layout)
         self.images_glob = images_glob
@@ -78,6 +81,7 @@ class NiftiFolder(FileDataset):
         self._pairs: dict[str, tuple[Path, Path]] = {}
         self._test_cases: set[str] = set()
         json_path = self.root / "dataset.json"
+        self._names_from = "label_names" if label_names or not json_path.is_file() else str(json_path)  # for messages
         if fixed_label_map is not None:
             self.label_map = dict(fixed_label_map)
         elif label_names:
@@ -103,6 +107,7 @@ class NiftiFolder(FileDataset):
         return ".nii.gz"
 
     def _scan(self) -> dict[str, str | None]:
+        taken: dict[str, Path] = {}  # subject id -> the image it came from; a second image with that id is an error
         if self.layout == "nnunet":
             ending = self._file_ending()
             for images, labels in (("imagesTr", "labelsTr"), ("imagesTs", "labelsTs")):
@@ -113,7 +118,7 @@ class NiftiFolder(FileDataset):
                         if images == "imagesTs":
                             continue  # held-out cases without published labels cannot be scored
                         raise DataError(f"{label}: label file for {image.name} is missing; restore it or remove the image")
-                    self._pairs[case] = (image, label)
+                    self._pairs[claim_subject_id(taken, case, image)] = (image, label)
                     if images == "imagesTs":
                         self._test_cases.add(case)
         elif self.layout == "glob":
@@ -121,8 +126,7 @@ class NiftiFolder(FileDataset):
                 label = self.root / self.labels_dir / image.name
                 if not label.is_file():
                     raise DataError(f"{label}: label file for {image} is missing; name each label like its image")
-                case = image.name.split(".")[0]
-                self._pairs[case] = (image, label)
+                self._pairs[claim_subject_id(taken, image_stem(image), image)] = (image, label)
         else:
             raise DataError(f"layout '{self.layout}': use auto, nnunet or glob")
         return dict.fromkeys(self._pairs)
@@ -136,6 +140,11 @@ class NiftiFolder(FileDataset):
         image_path, label_path = self._pairs[subject_id]
         image = read_volume(image_path)
         labels = read_volume(label_path)
+        cleaned = apply_unlisted_labels(
+            labels.array, self.label_map, self.unlisted_labels, str(label_path), self._names_from
+        )
+        if cleaned is not labels.array:
+            labels = dataclasses.replace(labels, array=cleaned)
         return build_subject(
             subject_id, image, labels, self.label_map, source_files=(str(image_path), str(label_path))
         )
@@ -151,7 +160,11 @@ PARAMS = {
     "labels_dir": Param("str", default="labels", help="Folder of label files named like the images (glob layout)."),
     "label_names": Param("dict", default={}, help="Label id -> name when there is no dataset.json."),
     "tissues": Param("dict", default={}, help="Label name -> tissue class, overriding the guess from the name."),
-    "anatomy": Param("str", default="", help="Anatomy label for biomarker defaults (knee, spine, thigh, hip, shoulder)."),
+    "unlisted_labels": Param(
+        "str", default="error", choices=list(UNLISTED_LABEL_POLICIES),
+        help="Mask values with no name: error (default), or background to ignore them (name only the labels you want).",
+    ),
+    "anatomy": Param("str", default="", help="Anatomy label for biomarker defaults (knee, spine, thigh, hip)."),
     **split_params("through_plane"),
 }
 

@@ -17,6 +17,7 @@ tibial cartilage, medial and lateral meniscus.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from mskbench.data.subjects import build_subject
 from mskbench.errors import DataError
 from mskbench.params import Param
 from mskbench.types import LabelInfo, Subject, TissueClass
-from mskbench_builtins.datasets.base import FileDataset, check_root, read_table, root_param, split_params
+from mskbench_builtins.datasets.base import FileDataset, check_root, claim_subject_id, read_table, root_param, split_params
 
 LABEL_MAP = {
     1: LabelInfo(1, "patellar_cartilage", TissueClass.CARTILAGE),
@@ -80,6 +81,7 @@ class SkmTea(FileDataset):
 
     def _scan(self) -> dict[str, str | None]:
         folder = self.root / "annotations" / self.annotation_version
+        sources: dict[str, Path] = {}  # scan id -> the annotation file that listed it; a second listing is an error
         for split in ("train", "val", "test"):
             path = folder / f"{split}.json"
             if not path.is_file():
@@ -89,6 +91,9 @@ class SkmTea(FileDataset):
             except (OSError, ValueError, KeyError) as exc:
                 raise DataError(f"{path}: cannot read the annotation file ({exc}); re-download it") from None
             for entry in images:
+                if not isinstance(entry, dict) or not entry.get("scan_id"):
+                    raise DataError(f"{path}: an entry of 'images' has no scan_id; re-download the annotation file")
+                claim_subject_id(sources, str(entry["scan_id"]), path)
                 self._scans[entry["scan_id"]] = entry
                 self._official[entry["scan_id"]] = split
         if not self._scans:

@@ -1,4 +1,5 @@
-"""Registration of the weight-free baseline models (box_fill, otsu_box, grabcut_box).
+"""Registration of the weight-free baseline models (box_fill, otsu_box, grabcut_box, and the
+interactive random_walker_clicks and 3D region_growing_3d).
 
 The factories import the implementation (and OpenCV) only when a model is
 built, so listing plugins stays fast; the planner reads each factory's
@@ -35,8 +36,30 @@ for _factory in (_box_fill, _otsu_box, _grabcut_box):
     _factory.supported_prompts = BASELINE_PROMPTS
 
 
+def _random_walker_clicks(**kwargs):
+    from mskbench.segmenters.random_walker import RandomWalkerClicks
+
+    return RandomWalkerClicks(**kwargs)
+
+
+def _region_growing_3d(**kwargs):
+    from mskbench.segmenters.region_growing_3d import RegionGrowing3D
+
+    return RegionGrowing3D(**kwargs)
+
+
+# declared here, equal to the classes' own attributes (tested), so the plan needs no import
+_random_walker_clicks.supported_prompts = frozenset({"box", "point", "box+point"})
+_random_walker_clicks.interactive = True
+_random_walker_clicks.feedback = frozenset({"mask"})
+_region_growing_3d.supported_prompts = frozenset({"box3d", "point"})
+_region_growing_3d.kind = "volume"
+_region_growing_3d.interactive = True
+_region_growing_3d.feedback = frozenset()
+
+
 def register_plugin(register) -> None:
-    """Register the three baselines with the `mskbench_register_models` callback."""
+    """Register the baselines with the `mskbench_register_models` callback."""
     register(
         name="box_fill",
         factory=_box_fill,
@@ -71,5 +94,26 @@ def register_plugin(register) -> None:
                 help="Run GrabCut on the box plus this fraction of its longer side (>= 10 px) on each side; "
                 "default: the whole slice.",
             ),
+        },
+    )
+    register(
+        name="random_walker_clicks",
+        factory=_random_walker_clicks,
+        description="Interactive 2D baseline: scikit-image random walker seeded by the box, the clicks and the previous mask.",
+        params={
+            "beta": Param("float", default=130.0, minimum=0.0, help="random walker edge weight (scikit-image default)"),
+            "margin": Param("int", default=10, minimum=0, help="pixels of context around the box and the clicks"),
+            "point_radius": Param("int", default=2, minimum=0, help="radius of the seed disc around each click"),
+            "band": Param("int", default=3, minimum=0, help="the previous mask is kept beyond this distance from its boundary"),
+        },
+    )
+    register(
+        name="region_growing_3d",
+        factory=_region_growing_3d,
+        description="3D volume baseline: region growing inside the box3d from its key-slice core and 3D clicks.",
+        params={
+            "margin": Param("int", default=5, minimum=0, help="voxels of the background shell around the 3D box"),
+            "point_radius": Param("int", default=1, minimum=0, help="half-width of the seed cube around each click"),
+            "tolerance": Param("float", default=2.5, minimum=0.0, help="foreground std multiple without background samples"),
         },
     )

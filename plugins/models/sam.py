@@ -23,6 +23,8 @@ def make_sam(variant: str, precision: str, device: str, checkpoint: str | None):
 
 
 make_sam.supported_prompts = SAM_PROMPTS  # read by the planner without building the model
+make_sam.interactive = True  # SamSegmenter.refine: previous low-res logits as mask_input
+make_sam.feedback = frozenset({"logits"})
 
 
 def preflight(params: dict[str, Any], checkpoint: str | None) -> None:

@@ -24,6 +24,8 @@ def make_sam2(version: str, variant: str, precision: str, device: str, checkpoin
 
 
 make_sam2.supported_prompts = SAM_PROMPTS  # read by the planner without building the model
+make_sam2.interactive = True  # Sam2Segmenter.refine: previous low-res logits as mask_input
+make_sam2.feedback = frozenset({"logits"})
 
 
 def preflight(params: dict[str, Any], checkpoint: str | None) -> None:

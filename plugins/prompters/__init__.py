@@ -1,4 +1,4 @@
-"""Built-in prompters: none, gt_box, jitter_box, points, box_point, yolo.
+"""Built-in prompters: none, gt_box, jitter_box, points, box_point, yolo, box3d, clicks.
 
 The semantics of each are in docs/prompters.md; the code lives in
 :mod:`mskbench.prompting`. Factories import their module on first use so
@@ -38,6 +38,34 @@ _STRATEGY = Param(
     choices=("centroid_snapped", "dt_max", "random_interior"),
     help="where the foreground point goes",
 )
+_BOX_POINT_STRATEGY = Param(
+    "str",
+    default="centroid_snapped",
+    choices=("centroid_snapped", "dt_max", "random_interior", "raster_middle"),
+    help="where the foreground point goes; raster_middle: at random in the middle tenth of the mask's pixels "
+    "in raster order, as SAMRI's own evaluation draws it",
+)
+
+
+_JITTER_MODE = Param("str", default="outward", choices=("outward", "symmetric", "fixed"), help="jitter rule")
+_RESOLUTION = Param(
+    "str",
+    default="original",
+    choices=("original", "model_1024"),
+    help="pixels of the slice, or of a 1024 longest-side model input",
+)
+_KEY_SLICE = Param(
+    "str", default="largest", choices=("largest", "middle", "median_voxel", "median_slice"),
+    help="slice of the 2D box: largest reference area, middle of the extent, or CVPR 2025's median slice "
+         "by voxel count (its script until Feb 2025) or of the slices holding the label (since May 2025)",
+)
+_BOX3D_MODE = Param(
+    "str", default="outward", choices=("outward", "symmetric", "fixed", "cvpr25"),
+    help="jitter rule (as jitter_box), or cvpr25: one b in 0..max_shift, sides out by b*W/256, b*H/256",
+)
+_BOX3D_SHIFT = Param(
+    "float", default=0.0, minimum=0, help="s, in pixels at `resolution` (cvpr25: the largest b); 0 = the tight box"
+)
 
 
 @hookimpl
@@ -59,14 +87,9 @@ def mskbench_register_prompters(register):
         factory=_lazy(oracle, "JitterBoxPrompter"),
         description="Tight box with each side moved: outward U[0,s], symmetric ±U[0,s] or fixed s; clipped.",
         params={
-            "mode": Param("str", default="outward", choices=("outward", "symmetric", "fixed"), help="jitter rule"),
+            "mode": _JITTER_MODE,
             "max_shift": Param("float", default=10.0, minimum=0, help="s, in pixels at `resolution`"),
-            "resolution": Param(
-                "str",
-                default="original",
-                choices=("original", "model_1024"),
-                help="pixels of the slice, or of a 1024 longest-side model input",
-            ),
+            "resolution": _RESOLUTION,
             **_TARGETS,
         },
     )
@@ -88,7 +111,7 @@ def mskbench_register_prompters(register):
         name="box_point",
         factory=_lazy(oracle, "BoxPointPrompter"),
         description="Tight box plus one interior foreground point (SAMRI-style box+point).",
-        params={"strategy": _STRATEGY, **_TARGETS},
+        params={"strategy": _BOX_POINT_STRATEGY, **_TARGETS},
     )
     register(
         name="yolo",
@@ -102,4 +125,37 @@ def mskbench_register_prompters(register):
             "device": Param("str", default="cpu", help="torch device for inference"),
         },
         requires=("detector weights",),
+    )
+    register(
+        name="box3d",
+        factory=_lazy("mskbench.prompting.box3d", "Box3dPrompter"),
+        description="3D box: the label's extent along the slicing axis plus its 2D box on a key slice (jitter as jitter_box).",
+        params={
+            "key_slice": _KEY_SLICE,
+            "mode": _BOX3D_MODE,
+            "max_shift": _BOX3D_SHIFT,
+            "resolution": _RESOLUTION,
+        },
+    )
+    register(
+        name="clicks",
+        factory=_lazy("mskbench.interaction.clicks", "ClicksPrompter"),
+        description="Interactive protocol: an initial prompt, then one round of corrective clicks after another.",
+        params={
+            "initial": Param("str", default="box3d", choices=("box", "point", "box3d", "none"), help="round-0 prompt"),
+            "rounds": Param("int", default=5, minimum=0, maximum=50, help="corrective click rounds after round 0"),
+            "placement": Param(
+                "str", default="max_edt_largest_error",
+                choices=("max_edt_largest_error", "component_centroid", "random_error"),
+                help="click rule: CVPR 2025, RadioActive, or micro-sam",
+            ),
+            "space": Param("str", default="volume", choices=("slice", "volume"), help="place clicks per slice or in 3D"),
+            "feedback": Param(
+                "str", default="logits", choices=("logits", "mask", "none"),
+                help="what the model gets back from its previous round",
+            ),
+            "key_slice": _KEY_SLICE,
+            "mode": _BOX3D_MODE,
+            "max_shift": _BOX3D_SHIFT,
+        },
     )

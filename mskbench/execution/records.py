@@ -1,0 +1,179 @@
+"""Turn one cell's predictions on one subject into table rows (plain dicts, no run id, no database).
+
+Every round is scored (slice and subject rows carry ``round``); an
+interactive cell adds its derived metrics (:mod:`mskbench.interaction.summary`)
+as subject rows of the final round. Biomarkers and the QC thumbnail use the
+final round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mskbench.data.preprocess import PreparedSubject, take_slice
+from mskbench.interaction.summary import interaction_summary
+from mskbench.plan import PlannedBiomarker
+from mskbench.protocols import Metric
+from mskbench.scoring import score_subject
+from mskbench.store import to_json
+from mskbench.types import Prompt
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+@dataclass
+class CellPrediction:
+    """What a model produced for one cell: per round, label -> bool volume; the prompts of every round."""
+
+    rounds: list[dict[int, np.ndarray]]
+    prompts: list[Prompt]
+    timings: list[tuple[int, int, str, float]] = field(default_factory=list)  # round, slice, stage, seconds
+    prompt_seconds: float = 0.0
+    interactive: bool = False
+
+
+@dataclass(frozen=True)
+class CellRecords:
+    """The rows of one (subject, cell), ready for the single writer."""
+
+    cell_id: str
+    dataset: str
+    subject_id: str
+    tables: Rows
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def biomarker_rows(
+    biomarkers: Sequence[PlannedBiomarker], labels: np.ndarray, prepared: PreparedSubject, source: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for item in biomarkers:
+        for value in item.biomarker.compute(labels, prepared.subject, item.structures, prepared.axis):
+            rows.append({
+                "structure": value.structure, "biomarker": value.biomarker, "method": value.method,
+                "source": source, "instance": value.instance, "value": value.value, "unit": value.unit,
+            })
+    return rows
+
+
+def _derived_rows(subject_rows: Sequence[dict[str, Any]], final_round: int, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """dsc_auc, nsd_auc, final_dsc, final_nsd, noc_80, noc_90 per label, from the per-round subject rows."""
+    series: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    state: dict[tuple[int, str], str] = {}
+    for row in subject_rows:  # rows come round by round, so each list is in round order
+        key = (row["label"], row["label_name"])
+        series[key][row["metric"]].append(row["value"])
+        if row["round"] == final_round:
+            state[key] = row["case_state"]
+    out = []
+    for (label, name), values in series.items():
+        if "dice" not in values:
+            continue
+        for metric, value in interaction_summary(values["dice"], values.get("nsd")).items():
+            out.append({
+                **base, "round": final_round, "label": label, "label_name": name, "case_state": state[(label, name)],
+                "metric": metric, "value": value, "substituted": False, "slice_mean": float("nan"), "n_slices": 0,
+            })
+    return out
+
+
+def _prompt_rows(base: dict[str, Any], prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+    rows, counters = [], defaultdict(int)
+    for p in prompts:
+        key = (p.slice_index, p.round)
+        box = p.box or (None, None, None, None)
+        extent = p.extent or (None, None)
+        rows.append({
+            **base, "slice_index": p.slice_index, "round": p.round, "prompt_index": counters[key], "label": p.label,
+            "instance": p.instance, "kind": p.kind, "x_min": box[0], "y_min": box[1], "x_max": box[2], "y_max": box[3],
+            "points": to_json([list(pt) for pt in p.points]), "point_labels": to_json(list(p.point_labels)),
+            "prompter": p.prompter, "seed": p.seed, "score": p.score, "detector_class": p.detector_class,
+            "clipped": p.clipped, "first_slice": extent[0], "last_slice": extent[1],
+        })
+        counters[key] += 1
+    return rows
+
+
+def cell_records(
+    prepared: PreparedSubject, cell_id: str, dataset: str, prediction: CellPrediction, metrics: Sequence[Metric],
+    metric_names: Sequence[str] | None, biomarkers: Sequence[PlannedBiomarker],
+    reference_biomarkers: Sequence[dict[str, Any]], qc: bool, detector: bool,
+) -> CellRecords:
+    """Score every round and assemble the rows of one (subject, cell)."""
+    subject = prepared.subject
+    base = {"cell_id": cell_id, "subject_id": subject.id}
+    tables: Rows = defaultdict(list)
+    labels = [subject.label_map[i] for i in sorted(subject.label_map)]
+    began = time.perf_counter()
+    all_subject_rows = []
+    for r, predictions in enumerate(prediction.rounds):
+        slice_rows, subject_rows = score_subject(
+            prepared.labels, predictions, labels, prepared.slice_indices, prepared.axis, subject.spacing,
+            metrics, {**base, "round": r}, metric_names, prepared.removed_labels,
+        )
+        tables["slice_metrics"].extend(slice_rows)
+        all_subject_rows.extend(subject_rows)
+    if prediction.interactive:
+        all_subject_rows.extend(_derived_rows(all_subject_rows, len(prediction.rounds) - 1, base))
+    tables["subject_metrics"] = all_subject_rows
+    metric_seconds = time.perf_counter() - began
+
+    began = time.perf_counter()
+    predicted_labels = np.zeros(prepared.labels.shape, dtype=np.int32)
+    final = prediction.rounds[-1]
+    for label_id in sorted(final):
+        predicted_labels[final[label_id]] = label_id
+    predicted_biomarkers = biomarker_rows(biomarkers, predicted_labels, prepared, "prediction")
+    biomarker_seconds = time.perf_counter() - began
+    tables["biomarkers"] = [{**base, **row} for row in [*reference_biomarkers, *predicted_biomarkers]]
+    tables["prompts"] = _prompt_rows(base, prediction.prompts)
+    if detector:
+        tables["detections"] = _detection_rows(base, prepared, prediction.prompts)
+    peak = peak_memory_mb()
+    tables["timings"] = [
+        {**base, "round": r, "slice_index": k, "stage": stage, "seconds": seconds, "peak_memory_mb": peak}
+        for r, k, stage, seconds in prediction.timings
+    ] + [
+        {**base, "round": 0, "slice_index": -1, "stage": stage, "seconds": seconds, "peak_memory_mb": peak}
+        for stage, seconds in (("prompt", prediction.prompt_seconds), ("metrics", metric_seconds),
+                               ("biomarkers", biomarker_seconds))
+    ]
+    if qc and prepared.slice_indices:
+        tables["qc_slices"] = [_qc_row(base, prepared, predicted_labels)]
+    return CellRecords(cell_id, dataset, subject.id, dict(tables))
+
+
+def _detection_rows(base: dict[str, Any], prepared: PreparedSubject, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+    from mskbench.prompting.detections import detection_records
+
+    by_slice: dict[int, list[Prompt]] = {k: [] for k in prepared.slice_indices}
+    for p in prompts:
+        by_slice.setdefault(p.slice_index, []).append(p)
+    rows = []
+    for k, slice_prompts in by_slice.items():
+        reference = take_slice(prepared.labels, prepared.axis, k)
+        for record in detection_records(slice_prompts, reference, sorted(prepared.subject.label_map)):
+            rows.append({**base, "slice_index": k, **dataclasses.asdict(record)})
+    return rows
+
+
+def _qc_row(base: dict[str, Any], prepared: PreparedSubject, predicted_labels: np.ndarray) -> dict[str, Any]:
+    """A thumbnail of the slice with the most reference foreground, for the report's QC overlays."""
+    from mskbench.report.qc import encode_qc_slice
+
+    axis = prepared.axis
+    k = max(prepared.slice_indices, key=lambda i: int(np.count_nonzero(take_slice(prepared.labels, axis, i))))
+    image = take_slice(prepared.image, axis, k)
+    thumbnail = encode_qc_slice(image, take_slice(prepared.labels, axis, k), take_slice(predicted_labels, axis, k))
+    return {**base, "slice_index": k, **thumbnail}

@@ -1,0 +1,89 @@
+"""One unit of work: (subject, model, that model's pending cells for the subject) -> records.
+
+A unit holds plain values (the prepared subject, cells, their round-0
+prompts) and :func:`run_unit` reads no files, touches no database and keeps
+no global state, so a later executor can ship units to other processes. The
+model object is passed in: it is built and owned by whoever runs the unit.
+Round-0 prompts are made by the scheduler once per (subject, prompter, seed)
+(:func:`mskbench.execution.prompts.initial_prompts`, or replayed), because
+they never depend on the model and a detector prompter is costly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mskbench.data.preprocess import PreparedSubject
+from mskbench.execution.prompts import PromptsBySlice
+from mskbench.execution.records import CellRecords, cell_records
+from mskbench.execution.slice_model import predict_slice_model
+from mskbench.execution.volume_model import predict_volume_model
+from mskbench.model_kinds import ModelKind
+from mskbench.model_output import model_label
+from mskbench.plan import Cell, PlannedBiomarker
+from mskbench.prompting.seeding import prompt_rng
+from mskbench.protocols import Metric
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What every unit of a plan shares: the prompter objects and the metric selection."""
+
+    prompters: Mapping[str, Any]
+    metrics: Sequence[Metric]
+    metric_names: Sequence[str] | None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One subject, one model, the model's pending cells; ``initial`` and ``prompt_seconds`` are keyed by cell id."""
+
+    dataset: str
+    prepared: PreparedSubject
+    model: str
+    kind: ModelKind
+    batch_size: int
+    cells: tuple[Cell, ...]
+    initial: Mapping[str, PromptsBySlice]
+    prompt_seconds: Mapping[str, float] = field(default_factory=dict)
+    biomarkers: tuple[PlannedBiomarker, ...] = ()
+    reference_biomarkers: tuple[dict[str, Any], ...] = ()
+    qc: bool = False
+    plugin: str = ""  # the model's plugin, named in errors about what it returned
+
+
+def _round_rng(cell: Cell, dataset: str, subject_id: str) -> Callable[[int, int], Any]:
+    def rng(slice_index: int, round_: int):
+        return prompt_rng(cell.seed, cell.prompter, dataset, subject_id, slice_index, round_)
+
+    return rng
+
+
+def run_unit(unit: Unit, context: UnitContext, model: Any, on_slice: Callable[[], None] = lambda: None) -> list[CellRecords]:
+    """The records of every cell of the unit, in the unit's cell order."""
+    prepared, subject, initial = unit.prepared, unit.prepared.subject, unit.initial
+    label_ids = sorted(subject.label_map)
+    rngs = {cell.cell_id: _round_rng(cell, unit.dataset, subject.id) for cell in unit.cells}
+    if unit.kind.kind == "volume":
+        predictions = predict_volume_model(
+            model, unit.model, prepared, unit.cells, context.prompters, initial, label_ids, rngs
+        )
+        for _ in prepared.slice_indices:
+            on_slice()
+    else:
+        predictions = predict_slice_model(
+            model, prepared, unit.cells, context.prompters, initial, label_ids, unit.batch_size, rngs, on_slice,
+            model_label(unit.model, unit.plugin),
+        )
+    records = []
+    for cell in unit.cells:
+        prediction = predictions[cell.cell_id]
+        prediction.prompt_seconds = unit.prompt_seconds.get(cell.cell_id, 0.0)
+        records.append(cell_records(
+            prepared, cell.cell_id, unit.dataset, prediction, context.metrics, context.metric_names,
+            unit.biomarkers, unit.reference_biomarkers, unit.qc,
+            bool(getattr(context.prompters[cell.prompter], "is_detector", False)),
+        ))
+    return records

@@ -1,0 +1,112 @@
+"""Click placement rules on hand-made error maps (ties, several components, empty error, borders)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mskbench.interaction.placement import (
+    Click,
+    component_centroid,
+    largest_component,
+    max_edt_largest_error,
+    random_error,
+)
+
+RULES = (max_edt_largest_error, component_centroid, random_error)
+
+
+def masks(shape, reference_pixels=(), prediction_pixels=()):
+    reference, prediction = np.zeros(shape, bool), np.zeros(shape, bool)
+    for p in reference_pixels:
+        reference[p] = True
+    for p in prediction_pixels:
+        prediction[p] = True
+    return reference, prediction
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_no_error_no_click(rule):
+    reference = np.zeros((5, 7), bool)
+    reference[1:3, 2:5] = True
+    assert rule(reference, reference.copy(), np.random.default_rng(0)) == []
+
+
+def test_edt_centre_of_the_largest_false_negative_component():
+    # a 3x3 miss (centre distance 2) and a larger-looking but smaller 1x4 false positive
+    reference = np.zeros((8, 11), bool)
+    reference[1:4, 1:4] = True
+    prediction = np.zeros_like(reference)
+    prediction[6, 5:9] = True
+    assert max_edt_largest_error(reference, prediction, np.random.default_rng(0)) == [Click((2, 2), True)]
+
+
+def test_edt_negative_click_when_the_largest_error_is_a_false_positive():
+    reference = np.zeros((9, 9), bool)
+    reference[0, 0] = True
+    prediction = np.zeros_like(reference)
+    prediction[2:7, 3:8] = True  # 5x5 false positive, centre (4, 5)
+    assert max_edt_largest_error(reference, prediction, np.random.default_rng(0)) == [Click((4, 5), False)]
+
+
+def test_edt_counts_the_image_border_as_outside():
+    # a 3x3 error in the corner: with the border as outside (upstream pads) the centre (1, 1) has
+    # distance 2 and the corner 1; an EDT without padding would put the corner at distance 3
+    reference = np.zeros((6, 6), bool)
+    reference[:3, :3] = True
+    assert max_edt_largest_error(reference, np.zeros_like(reference), np.random.default_rng(0)) == [Click((1, 1), True)]
+
+
+def test_edt_ties_are_broken_uniformly_by_the_generator():
+    reference = np.zeros((6, 8), bool)
+    reference[2:4, 2:6] = True  # 2x4: every pixel has distance 1
+    chosen = {max_edt_largest_error(reference, np.zeros_like(reference), np.random.default_rng(s))[0].position
+              for s in range(200)}
+    assert chosen == {(r, c) for r in (2, 3) for c in range(2, 6)}
+
+
+def test_components_use_full_connectivity_and_first_wins_ties():
+    # a 3-pixel diagonal is one 8-connected component (three 4-connected ones) and beats a 2-pixel bar
+    reference, prediction = masks((7, 7), [(0, 0), (1, 1), (2, 2), (5, 3), (5, 4)])
+    assert largest_component(reference).sum() == 3 and largest_component(reference)[1, 1]
+    # equal sizes: the first component in C scan order
+    tie, _ = masks((6, 6), [(4, 0), (4, 1), (1, 4), (1, 5)])
+    assert largest_component(tie)[1, 4] and not largest_component(tie)[4, 0]
+
+
+def test_edt_in_three_dimensions():
+    reference = np.zeros((5, 6, 7), bool)
+    reference[1:4, 1:4, 2:5] = True  # 3x3x3 cube, centre (2, 2, 3)
+    prediction = np.zeros_like(reference)
+    prediction[0, 5, 6] = True
+    assert max_edt_largest_error(reference, prediction, np.random.default_rng(0)) == [Click((2, 2, 3), True)]
+
+
+def test_centroid_snapped_to_the_component():
+    # a C shape: rows 0 and 6 (cols 0..4) and col 0 (rows 1..5); centroid (3, 1.33) -> (3, 1),
+    # outside the component; the nearest component pixel is (3, 0)
+    pixels = [(0, c) for c in range(5)] + [(6, c) for c in range(5)] + [(r, 0) for r in range(1, 6)]
+    reference, prediction = masks((8, 8), pixels)
+    assert component_centroid(reference, prediction, np.random.default_rng(0)) == [Click((3, 0), True)]
+
+
+def test_centroid_sign_follows_the_only_error_type():
+    reference, prediction = masks((6, 6), [], [(2, 2), (2, 3), (3, 2)])
+    [click] = component_centroid(reference, prediction, np.random.default_rng(0))
+    assert not click.positive and prediction[click.position]
+
+
+def test_centroid_picks_false_negatives_in_proportion():
+    # 6 FN pixels, 2 FP pixels: positive with probability 6/8
+    reference, prediction = masks((10, 10), [(1, c) for c in range(6)], [(8, 1), (8, 2)])
+    signs = [component_centroid(reference, prediction, np.random.default_rng(s))[0].positive for s in range(2000)]
+    assert abs(np.mean(signs) - 0.75) < 0.04
+
+
+def test_random_error_gives_one_positive_and_one_negative_click():
+    reference, prediction = masks((6, 9), [(1, 1), (1, 2)], [(4, 7)])
+    clicks = random_error(reference, prediction, np.random.default_rng(3))
+    assert clicks[0].positive and clicks[0].position in {(1, 1), (1, 2)}
+    assert clicks[1] == Click((4, 7), False)
+    only_fn = random_error(reference, np.zeros_like(reference), np.random.default_rng(3))
+    assert len(only_fn) == 1 and only_fn[0].positive
