@@ -12,7 +12,7 @@ import pytest
 
 from mskbench.cli.main import main
 
-REAL_MASK = Path("/work/shared/data/real/example_seg_mr.nii.gz")
+REAL_MASK = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "example_seg_mr.nii.gz"
 
 
 def run_json(capsys, *args):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -23,7 +25,7 @@ from mskbench.data.readers import read_volume
 from mskbench.errors import DataError
 from mskbench.types import LabelInfo, Subject, TissueClass
 
-REAL = "/work/shared/data/real"
+REAL = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real")
 
 
 def _subject(volume, labels, spacing=(0.5, 0.5, 3.0)) -> Subject:
