@@ -288,6 +288,3 @@ class CachedSegmenter:
 
     def describe(self) -> dict[str, Any]:
         return {**self.segmenter.describe(), "embedding_cache": str(self.cache.directory)}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.segmenter, name)
