@@ -47,6 +47,7 @@ def predict_slice_model(
     """Predictions of every cell; ``initial`` and ``rngs`` are keyed by cell id; ``who`` names the model in
     errors about what it returned (:mod:`mskbench.model_output`)."""
     axis, shape = prepared.axis, prepared.labels.shape
+    plane = shape[:axis] + shape[axis + 1:]  # a slice's (rows, columns)
     out: dict[str, CellPrediction] = {}
     views: dict[str, PromptsBySlice] = {}
     per_slice: list[Cell] = []
@@ -83,7 +84,7 @@ def predict_slice_model(
                 masks = model.decode(embedding, prompts)
                 prediction = out[cell.cell_id]
                 prediction.timings.append((0, k, "decode", time.perf_counter() - began))
-                masks = check_masks(masks, len(prompts), prepared.labels.shape[:axis] + prepared.labels.shape[axis + 1:], who)
+                masks = check_masks(masks, len(prompts), plane, who)
                 for prompt, mask in zip(prompts, masks, strict=True):
                     _paste(prediction.rounds[0], prompt.label, mask, shape, axis, k, union=True)
             reference = take_slice(prepared.labels, axis, k)

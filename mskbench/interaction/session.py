@@ -122,8 +122,9 @@ def slice_rounds(
     out = Rounds([{} for _ in range(prompter.rounds + 1)])
     feedback = feedback_given(prompter.feedback, frozenset(getattr(model, "feedback", ())))
     targets: dict[int, Target] = {}
+    truth = {label: reference == label for label in labels}  # the reference never changes between rounds
     for label in labels:
-        if label not in initial and not (reference == label).any():
+        if label not in initial and not truth[label].any():
             continue
         targets[label], seconds = _start(model, embedding, initial.get(label), reference.shape)
         out.timings.append((0, k, seconds))
@@ -131,7 +132,7 @@ def slice_rounds(
     for r in range(1, prompter.rounds + 1):
         generator, seed = rng(k, r)
         for label, target in targets.items():
-            clicks = prompter.place(reference == label, target.mask, generator)
+            clicks = prompter.place(truth[label], target.mask, generator)
             if clicks:
                 out.timings.append((r, k, _refine(model, embedding, target, clicks, label, feedback)))
                 out.clicks.extend(click_prompt(c, label, name, seed, r, k) for c in clicks)
@@ -145,6 +146,7 @@ class VolumeRounds:
     def __init__(self, model: Any, reference: np.ndarray, axis: int, labels: Sequence[int],
                  prompter: InteractivePrompter, name: str, rng: RoundRng) -> None:
         self.model, self.reference, self.axis, self.labels = model, reference, axis, list(labels)
+        self.truth = {label: reference == label for label in self.labels}  # fixed for every round
         self.prompter, self.name, self.rng = prompter, name, rng
         self.feedback = feedback_given(prompter.feedback, frozenset(getattr(model, "feedback", ())))
         self.embeddings: dict[int, Any] = {}
@@ -170,7 +172,7 @@ class VolumeRounds:
             generator, seed = self.rng(VOLUME, r)
             current = {label: mask.copy() for label, mask in current.items()}
             for label in self.labels:
-                clicks = self.prompter.place(self.reference == label, current[label], generator)
+                clicks = self.prompter.place(self.truth[label], current[label], generator)
                 by_slice: dict[int, list[Click]] = {}
                 for click in clicks:
                     k, flat = in_plane(click, self.axis)
@@ -211,10 +213,11 @@ def volume_model_rounds(
             target = Target(None, np.zeros(reference.shape, dtype=bool))
         targets[label] = (prompts, target)
         out.masks[0][label] = target.mask
+    truth = {label: reference == label for label in targets}  # fixed for every round
     for r in range(1, prompter.rounds + 1):
         generator, seed = rng(VOLUME, r)
         for label, (prompts, target) in targets.items():
-            clicks = prompter.place(reference == label, target.mask, generator)
+            clicks = prompter.place(truth[label], target.mask, generator)
             if clicks:
                 for c in clicks:
                     k, flat = in_plane(c, axis)
