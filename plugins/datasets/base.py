@@ -15,6 +15,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from mskbench.data.labels import UNLISTED_LABEL_POLICIES, apply_unlisted_labels
+from mskbench.data.readers import Volume
 from mskbench.data.splits import DEFAULT_RATIOS, assign_splits
 from mskbench.errors import DataError
 from mskbench.params import Param, suggest
@@ -22,6 +24,19 @@ from mskbench.types import SPLITS, LabelInfo, SliceAxis, Subject
 
 SLICE_AXES = ("axial", "sagittal", "coronal", "through_plane")
 _OFFICIAL_SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test"}
+
+
+UNLISTED_LABELS_PARAM = Param(
+    "str", default="error", choices=list(UNLISTED_LABEL_POLICIES),
+    help="Mask values with no name: error (default), or background to ignore them (name only the labels you want).",
+)
+
+
+def with_unlisted_labels(mask: Volume, label_map: Mapping[int, LabelInfo], policy: str, where: Path,
+                         names_from: str = "label_names") -> Volume:
+    """A mask read from a file after the dataset's ``unlisted_labels`` policy (:func:`apply_unlisted_labels`)."""
+    cleaned = apply_unlisted_labels(mask.array, label_map, policy, str(where), names_from)
+    return mask if cleaned is mask.array else dataclasses.replace(mask, array=cleaned)
 
 
 def split_params(slice_axis: str) -> dict[str, Param]:

@@ -13,19 +13,25 @@ demographics come from the DICOM header.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from mskbench.data.dicom import dicom_files, read_dicom_series
-from mskbench.data.labels import UNLISTED_LABEL_POLICIES, apply_unlisted_labels, check_unlisted_policy, label_map_from_names
+from mskbench.data.labels import check_unlisted_policy, label_map_from_names
 from mskbench.data.metadata import demographics_from_record
 from mskbench.data.readers import read_volume
 from mskbench.data.subjects import build_subject
 from mskbench.errors import DataError
 from mskbench.params import Param
 from mskbench.types import Subject
-from mskbench_builtins.datasets.base import FileDataset, check_root, root_param, split_params
+from mskbench_builtins.datasets.base import (
+    UNLISTED_LABELS_PARAM,
+    FileDataset,
+    check_root,
+    root_param,
+    split_params,
+    with_unlisted_labels,
+)
 
 MASK_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 
@@ -82,9 +88,7 @@ class DicomFolders(FileDataset):
         series = read_dicom_series(self.root / subject_id)
         mask_path = self._mask_path(subject_id)
         mask = read_volume(mask_path)
-        cleaned = apply_unlisted_labels(mask.array, self.label_map, self.unlisted_labels, str(mask_path))
-        if cleaned is not mask.array:
-            mask = dataclasses.replace(mask, array=cleaned)
+        mask = with_unlisted_labels(mask, self.label_map, self.unlisted_labels, mask_path)
         return build_subject(
             subject_id,
             series.volume,
@@ -104,10 +108,7 @@ PARAMS = {
     "label_names": Param("dict", help="Mask label id -> structure name, e.g. {\"1\" = \"femur\"}."),
     "masks_dir": Param("str", default="masks", help="Folder (under root) of the mask files."),
     "tissues": Param("dict", default={}, help="Label name -> tissue class, overriding the guess from the name."),
-    "unlisted_labels": Param(
-        "str", default="error", choices=list(UNLISTED_LABEL_POLICIES),
-        help="Mask values with no name: error (default), or background to ignore them (name only the labels you want).",
-    ),
+    "unlisted_labels": UNLISTED_LABELS_PARAM,
     "anatomy": Param("str", default="", help="Anatomy label for biomarker defaults."),
     **split_params("through_plane"),
 }

@@ -14,18 +14,25 @@ folder holding a file of the same name per image; the label names come from
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from mskbench.data.labels import UNLISTED_LABEL_POLICIES, apply_unlisted_labels, check_unlisted_policy, label_map_from_names
+from mskbench.data.labels import check_unlisted_policy, label_map_from_names
 from mskbench.data.readers import image_stem, read_volume
 from mskbench.data.subjects import build_subject
 from mskbench.errors import DataError
 from mskbench.params import Param
 from mskbench.types import LabelInfo, Subject
-from mskbench_builtins.datasets.base import FileDataset, check_root, claim_subject_id, root_param, split_params
+from mskbench_builtins.datasets.base import (
+    UNLISTED_LABELS_PARAM,
+    FileDataset,
+    check_root,
+    claim_subject_id,
+    root_param,
+    split_params,
+    with_unlisted_labels,
+)
 
 CHANNEL_SUFFIX = "_0000"
 
@@ -140,11 +147,7 @@ class NiftiFolder(FileDataset):
         image_path, label_path = self._pairs[subject_id]
         image = read_volume(image_path)
         labels = read_volume(label_path)
-        cleaned = apply_unlisted_labels(
-            labels.array, self.label_map, self.unlisted_labels, str(label_path), self._names_from
-        )
-        if cleaned is not labels.array:
-            labels = dataclasses.replace(labels, array=cleaned)
+        labels = with_unlisted_labels(labels, self.label_map, self.unlisted_labels, label_path, self._names_from)
         return build_subject(
             subject_id, image, labels, self.label_map, source_files=(str(image_path), str(label_path))
         )
@@ -160,10 +163,7 @@ PARAMS = {
     "labels_dir": Param("str", default="labels", help="Folder of label files named like the images (glob layout)."),
     "label_names": Param("dict", default={}, help="Label id -> name when there is no dataset.json."),
     "tissues": Param("dict", default={}, help="Label name -> tissue class, overriding the guess from the name."),
-    "unlisted_labels": Param(
-        "str", default="error", choices=list(UNLISTED_LABEL_POLICIES),
-        help="Mask values with no name: error (default), or background to ignore them (name only the labels you want).",
-    ),
+    "unlisted_labels": UNLISTED_LABELS_PARAM,
     "anatomy": Param("str", default="", help="Anatomy label for biomarker defaults (knee, spine, thigh, hip)."),
     **split_params("through_plane"),
 }
