@@ -157,6 +157,27 @@ def test_volume_model_gets_every_slice_prompt_of_a_label_and_the_prompts_table_m
     assert seen == table and len(table) == 8
 
 
+class FindsNothing:
+    """An interactive volume model that never segments anything, so every click must land inside its label."""
+
+    supported_prompts, feedback = frozenset({"point", "box3d"}), frozenset()
+
+    def refine(self, volume, prompts, previous):
+        from mskbench.protocols import Refinement
+
+        return Refinement(np.zeros(volume.image.shape, bool))
+
+
+def test_volume_model_clicks_are_placed_against_each_labels_own_reference():
+    [records] = run_unit(unit([Cell("d", "none", "cvpr", 0)], ModelKind("volume", True, frozenset())),
+                         CONTEXT, FindsNothing())
+    clicks = [r for r in records.tables["prompts"] if r["round"] > 0]
+    assert {r["label"] for r in clicks} == {1, 2}
+    for p in clicks:
+        [[x, y]], [positive] = json.loads(p["points"]), json.loads(p["point_labels"])
+        assert positive == 1 and PREPARED.labels[p["slice_index"], int(y), int(x)] == p["label"]
+
+
 def test_an_empty_reference_gets_no_clicks_and_both_empty_rows():
     """Label 2 is in the label map but absent from the subject: no prompt, no click, every round both_empty."""
     empty = subject()
