@@ -36,14 +36,14 @@ class PromptReplay:
             """,
             [run_id],
         ).fetchall()
-        self._prompts: dict[_Key, list[Prompt]] = defaultdict(list)
+        self._by_subject: dict[tuple[str, str, int, str], dict[int, list[Prompt]]] = defaultdict(dict)
         first_model: dict[_Key, str] = {}
         for (dataset, prompter, seed, subject, k, model, _, kind, label, instance,
              x0, y0, x1, y1, points, point_labels, prompt_seed, score, det_class, clipped, first, last) in rows:
             key = (dataset, prompter, seed, subject, k)
             if first_model.setdefault(key, model) != model:
                 continue
-            self._prompts[key].append(
+            self._by_subject[key[:4]].setdefault(k, []).append(
                 Prompt(
                     kind=kind, label=label, prompter=prompter, seed=prompt_seed, instance=instance,
                     box=None if x0 is None else (x0, y0, x1, y1),
@@ -53,10 +53,7 @@ class PromptReplay:
                     extent=None if first is None else (first, last),
                 )
             )
-        self._covered = {key[:3] for key in self._prompts}
-        self._by_subject: dict[tuple[str, str, int, str], dict[int, list[Prompt]]] = defaultdict(dict)
-        for key, prompts in self._prompts.items():
-            self._by_subject[key[:4]][key[4]] = prompts
+        self._covered = {key[:3] for key in self._by_subject}
         finished = store.execute(
             """
             SELECT DISTINCT c.dataset, c.prompter, c.seed, s.subject_id
