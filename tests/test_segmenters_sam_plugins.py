@@ -46,7 +46,7 @@ def test_plugins_register_with_checkpoint_requirement_and_prompt_kinds(name):
 
 def test_params_defaults_and_typos():
     assert validate_params(registered(sam2)["params"], {}, "models[0].params") == {
-        "version": "2.1", "variant": "base_plus", "precision": "fp32",
+        "version": "2.1", "variant": "base_plus", "precision": "fp32", "input_convention": "upstream",
     }
     with pytest.raises(PluginError, match="did you mean 'vit_b'"):
         validate_params(registered(sam)["params"], {"variant": "vit_bb"}, "models[0].params")
@@ -96,7 +96,7 @@ def test_checkpoint_for_another_architecture_is_one_clear_error(checkpoint_dir):
     path = checkpoint_dir / "tiny.pth"
     torch.save(tiny_sam(seed=0).state_dict(), path)
     with pytest.raises(CheckpointError, match="does not fit the SAM vit_b architecture") as info:
-        registered(sam)["factory"](variant="vit_b", precision="fp32", device="cpu", checkpoint=str(path))
+        registered(sam)["factory"](variant="vit_b", precision="fp32", input_convention="upstream", device="cpu", checkpoint=str(path))
     assert "\n" not in str(info.value)
 
 
@@ -104,14 +104,14 @@ def test_sam_checkpoint_given_to_sam2_is_refused(checkpoint_dir):
     path = checkpoint_dir / "sam_weights.pth"
     torch.save(tiny_sam(seed=0).state_dict(), path)
     with pytest.raises(CheckpointError, match=r"does not fit the configs/sam2\.1/sam2\.1_hiera_t\.yaml"):
-        registered(sam2)["factory"](version="2.1", variant="tiny", precision="fp32", device="cpu", checkpoint=str(path))
+        registered(sam2)["factory"](version="2.1", variant="tiny", precision="fp32", input_convention="upstream", device="cpu", checkpoint=str(path))
 
 
 def test_a_file_that_is_no_checkpoint(checkpoint_dir):
     path = checkpoint_dir / "notes.txt"
     path.write_text("hello")
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint|not a loadable"):
-        registered(sam2)["factory"](version="2.0", variant="tiny", precision="fp32", device="cpu", checkpoint=str(path))
+        registered(sam2)["factory"](version="2.0", variant="tiny", precision="fp32", input_convention="upstream", device="cpu", checkpoint=str(path))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
@@ -136,7 +136,7 @@ def test_full_size_vit_b_through_the_plugin_factory(checkpoint_dir):
     source = sam_model_registry["vit_b"]()
     path = checkpoint_dir / "random_vit_b.pth"
     torch.save(source.state_dict(), path)
-    segmenter = registered(sam)["factory"](variant="vit_b", precision="fp32", device="cpu", checkpoint=str(path))
+    segmenter = registered(sam)["factory"](variant="vit_b", precision="fp32", input_convention="upstream", device="cpu", checkpoint=str(path))
     described = segmenter.describe()
     assert described["variant"] == "vit_b" and described["checkpoint"] == str(path)
     assert described["checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,4 +1,4 @@
-"""MedSAM (MedSAM ViT-B weights on SAM code) with MedSAM's own published inference recipe.
+"""MedSAM's published inference recipe, for MedSAM's weights and, as ``input_convention = "medsam"``, SAM's.
 
 MedSAM does not use ``SamPredictor``. Its ``MedSAM_Inference.py`` (Ma et al.,
 https://github.com/bowang-lab/MedSAM) does, and so does this module:
@@ -17,7 +17,13 @@ https://github.com/bowang-lab/MedSAM) does, and so does this module:
   origin, for MedSAM alone). Integer boxes give exactly the published result;
 - output: 256 x 256 logits -> sigmoid -> bilinear to H x W -> > 0.5.
 
-MedSAM was trained on boxes only, so boxes are all it takes here.
+MedSAM was trained on boxes only, so boxes are all the ``medsam`` model
+takes. SAM weights run through the same recipe (:class:`SamMedsamInput`,
+the ``sam`` plugin's ``input_convention = "medsam"``) also take points,
+scaled like the box corners (``point / [W, H] * 1024``; the recipe has no
+points of its own), with every prompt decoded with ``multimask_output=False``
+as the recipe decodes boxes, and refine from their previous low-resolution
+logits as ``mask_input``.
 """
 
 from __future__ import annotations
@@ -29,10 +35,16 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 from skimage import transform
 
-from mskbench.segmenters.prompt_batch import BOX_PROMPTS, PromptGroup
-from mskbench.segmenters.sam_catalog import MEDSAM_CHECKPOINT_KEY
+from mskbench.protocols import Refinement
+from mskbench.segmenters.prompt_batch import BOX_PROMPTS, SAM_PROMPTS, PromptGroup, check_prompts
+from mskbench.segmenters.sam_catalog import MEDSAM_CHECKPOINT_KEY, sam_checkpoint_key
 from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, to_rgb
-from mskbench.segmenters.torch_utils import check_precision
+from mskbench.segmenters.torch_utils import check_precision, inference_context
+from mskbench.types import Prompt
+
+#: the recipe's probability threshold (``medsam_inference``), also used by ``sam2``'s medsam convention.
+MEDSAM_THRESHOLD = 0.5
+
 
 def medsam_image(image: np.ndarray, size: int) -> np.ndarray:
     """MedSAM's image preprocessing: (size, size, 3) float64 in [0, 1]."""
@@ -43,20 +55,21 @@ def medsam_image(image: np.ndarray, size: int) -> np.ndarray:
     return (resized - low) / np.clip(high - low, a_min=1e-8, a_max=None)
 
 
-class MedSamSegmenter(PromptableSegmenter):
-    """MedSAM through its published inference steps; see the module docstring."""
+def medsam_probabilities(low_res_logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The recipe's output step: sigmoid first, then bilinear to the slice's size (not the other way round)."""
+    return F.interpolate(torch.sigmoid(low_res_logits), size=(height, width), mode="bilinear", align_corners=False)
 
-    supported_prompts = BOX_PROMPTS
-    architecture = "medsam"
-    threshold = 0.5  # on sigmoid probabilities, as medsam_inference
-    preprocessing = "MedSAM_Inference: 3ch, skimage cubic resize to 1024^2, uint8, min-max [0,1]; box/[W,H,W,H]*1024"
 
-    @classmethod
-    def from_checkpoint(cls, precision: str, device: str, checkpoint: str | None) -> MedSamSegmenter:
-        check_precision(device, precision, cls.architecture)
-        model = sam_model_registry["vit_b"]()
-        weights = load_weights(model, MEDSAM_CHECKPOINT_KEY, checkpoint, arch="SAM vit_b (MedSAM)")
-        return cls(model, device=device, precision=precision, variant="vit_b", weights=weights)
+def to_model_space(coords: np.ndarray, height: int, width: int, size: int) -> np.ndarray:
+    """Pixel (x, y) coordinates of the original slice, as the recipe scales its box: ``/ [W, H] * size``."""
+    return coords / np.array([width, height]) * size
+
+
+class MedsamRecipeSegmenter(PromptableSegmenter):
+    """A SAM-architecture model run through MedSAM's published steps; see the module docstring."""
+
+    threshold = MEDSAM_THRESHOLD  # on sigmoid probabilities, as medsam_inference
+    single_click_multimask = False  # the recipe decodes with multimask_output=False
 
     @property
     def _size(self) -> int:
@@ -71,13 +84,24 @@ class MedSamSegmenter(PromptableSegmenter):
         original_size = tuple(int(v) for v in images[0].shape)
         return [{"features": item.clone(), "original_size": original_size} for item in features]
 
-    def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
+    def _low_res_logits(
+        self, embedding: Embedding, points: np.ndarray | None, point_labels: np.ndarray | None,
+        boxes: np.ndarray | None, mask_input: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The decoder's (n, 1, 256, 256) logits for n prompts given in the slice's pixels."""
         model: Sam = self.model  # type: ignore[assignment]
         height, width = (int(v) for v in embedding["original_size"])
-        assert group.boxes is not None  # MedSAM takes boxes only (checked before grouping)
-        box_1024 = group.boxes / np.array([width, height, width, height]) * self._size
-        box_torch = torch.as_tensor(box_1024, dtype=torch.float, device=self.device)[:, None, :]
-        sparse, dense = model.prompt_encoder(points=None, boxes=box_torch, masks=None)
+        sparse_points = box_torch = None
+        if points is not None:
+            coords = to_model_space(points, height, width, self._size)
+            sparse_points = (
+                torch.as_tensor(coords, dtype=torch.float, device=self.device),
+                torch.as_tensor(point_labels, dtype=torch.int, device=self.device),
+            )
+        if boxes is not None:
+            box_1024 = boxes / np.array([width, height, width, height]) * self._size
+            box_torch = torch.as_tensor(box_1024, dtype=torch.float, device=self.device)[:, None, :]
+        sparse, dense = model.prompt_encoder(points=sparse_points, boxes=box_torch, masks=mask_input)
         logits, _ = model.mask_decoder(
             image_embeddings=embedding["features"][None].to(self.device),
             image_pe=model.prompt_encoder.get_dense_pe(),
@@ -85,5 +109,54 @@ class MedSamSegmenter(PromptableSegmenter):
             dense_prompt_embeddings=dense,
             multimask_output=False,
         )
-        probabilities = F.interpolate(torch.sigmoid(logits), size=(height, width), mode="bilinear", align_corners=False)
-        return probabilities[:, 0].float().cpu().numpy()
+        return logits
+
+    def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
+        height, width = (int(v) for v in embedding["original_size"])
+        logits = self._low_res_logits(embedding, group.points, group.point_labels, group.boxes, None)
+        return medsam_probabilities(logits, height, width)[:, 0].float().cpu().numpy()
+
+    def refine(self, embedding: Embedding, prompt: Prompt, previous: np.ndarray | None) -> Refinement:
+        """One interactive step: all clicks so far (and the box), the previous 1×256×256 logits as mask input."""
+        height, width = (int(v) for v in embedding["original_size"])
+        check_prompts([prompt], self.supported_prompts, (height, width), self.architecture)
+        points = np.asarray(prompt.points, dtype=np.float64)[None] if prompt.points else None
+        labels = np.asarray(prompt.point_labels)[None] if prompt.points else None
+        boxes = None if prompt.box is None else np.asarray(prompt.box, dtype=np.float64)[None]
+        mask_input = None if previous is None else torch.as_tensor(previous, dtype=torch.float, device=self.device)[None]
+        with inference_context(self.device, self.precision):
+            logits = self._low_res_logits(embedding, points, labels, boxes, mask_input)
+            probabilities = medsam_probabilities(logits.float(), height, width)
+        mask = probabilities[0, 0].float().cpu().numpy() > self.threshold
+        return Refinement(mask, logits[0].float().cpu().numpy().astype(np.float32))
+
+
+class MedSamSegmenter(MedsamRecipeSegmenter):
+    """MedSAM's weights through its published steps; boxes only, as it was trained."""
+
+    supported_prompts = BOX_PROMPTS
+    architecture = "medsam"
+    preprocessing = "MedSAM_Inference: 3ch, skimage cubic resize to 1024^2, uint8, min-max [0,1]; box/[W,H,W,H]*1024"
+
+    @classmethod
+    def from_checkpoint(cls, precision: str, device: str, checkpoint: str | None) -> MedSamSegmenter:
+        check_precision(device, precision, cls.architecture)
+        model = sam_model_registry["vit_b"]()
+        weights = load_weights(model, MEDSAM_CHECKPOINT_KEY, checkpoint, arch="SAM vit_b (MedSAM)")
+        return cls(model, device=device, precision=precision, variant="vit_b", weights=weights)
+
+
+class SamMedsamInput(MedsamRecipeSegmenter):
+    """SAM's weights through MedSAM's recipe (``sam`` with ``input_convention = "medsam"``); boxes and points."""
+
+    supported_prompts = SAM_PROMPTS
+    feedback = frozenset({"logits"})
+    architecture = "sam"
+    preprocessing = MedSamSegmenter.preprocessing + "; points/[W,H]*1024; multimask_output=False"
+
+    @classmethod
+    def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamMedsamInput:
+        check_precision(device, precision, cls.architecture)
+        model = sam_model_registry[variant]()
+        weights = load_weights(model, sam_checkpoint_key(variant), checkpoint, arch=f"SAM {variant}")
+        return cls(model, device=device, precision=precision, variant=variant, weights=weights)

@@ -7,16 +7,25 @@ resize, ImageNet mean/std; backbone features plus ``no_mem_embed``);
 decoding restores the predictor's features and calls its batched ``predict``,
 so coordinates, the box-as-two-points encoding, mask post-processing and the
 threshold are upstream's own.
+
+:class:`Sam2MedsamInput` (the ``sam2`` plugin's ``input_convention =
+"medsam"``) runs the same weights with MedSAM's recipe instead
+(:mod:`mskbench.segmenters.medsam`): the recipe's 1024² [0, 1] image, no
+mean/std, prompts scaled by ``/ [W, H] * 1024`` (which is what
+``SAM2Transforms.transform_coords`` already does), ``multimask_output=False``,
+and sigmoid -> bilinear -> > 0.5 on the low-resolution logits.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sam2.build_sam import build_sam2
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from mskbench.protocols import Refinement
+from mskbench.segmenters.medsam import MEDSAM_THRESHOLD, medsam_image, medsam_probabilities
 from mskbench.segmenters.prompt_batch import SAM_PROMPTS, PromptGroup, check_prompts
 from mskbench.segmenters.sam_catalog import sam2_checkpoint_key, sam2_config
 from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, pick_masks, to_rgb
@@ -50,20 +59,24 @@ class Sam2Segmenter(PromptableSegmenter):
         return cls(model, device=device, precision=precision, variant=f"{version}/{variant}", weights=weights)
 
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        return self._encode_inputs([to_rgb(image) for image in images], images[0].shape)
+
+    def _encode_inputs(self, inputs: list[np.ndarray], slice_shape: tuple[int, ...]) -> list[Embedding]:
+        """``set_image_batch`` on the model inputs; embeddings remember the slice's own size."""
         predictor = self.predictor
-        predictor.set_image_batch([to_rgb(image) for image in images])
+        predictor.set_image_batch(inputs)
         features = predictor._features
         image_embed = features["image_embed"].cpu()
         high_res = [level.cpu() for level in features["high_res_feats"]]
         predictor.reset_predictor()
-        original_size = tuple(int(v) for v in images[0].shape)
+        original_size = tuple(int(v) for v in slice_shape)
         return [
             {
                 "image_embed": image_embed[i].clone(),
                 **{key: level[i].clone() for key, level in zip(_HIGH_RES_KEYS, high_res)},
                 "original_size": original_size,
             }
-            for i in range(len(images))
+            for i in range(len(inputs))
         ]
 
     def _restore(self, embedding: Embedding) -> None:
@@ -114,3 +127,58 @@ class Sam2Segmenter(PromptableSegmenter):
         n = len(group.indices)
         logits = logits.reshape(n, -1, *logits.shape[-2:])
         return pick_masks(logits, iou_predictions.reshape(n, -1), multimask)
+
+
+class _AlreadyPrepared(torch.nn.Module):
+    """Stands in for ``SAM2Transforms.transforms`` when the image is already the model's input (float32 cast only)."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image.float()
+
+
+class Sam2MedsamInput(Sam2Segmenter):
+    """SAM 2 weights through MedSAM's recipe; see the module docstring.
+
+    Upstream's predictor still runs the encoder, prompt encoding and decoder;
+    only its image transform is replaced (the recipe's image is already
+    1024² in [0, 1]) and its output step (the recipe takes the sigmoid before
+    resizing, upstream resizes logits).
+    """
+
+    threshold = MEDSAM_THRESHOLD
+    single_click_multimask = False  # the recipe decodes with multimask_output=False
+    preprocessing = (
+        "MedSAM_Inference recipe on SAM 2: 3ch, skimage cubic resize to 1024^2, uint8, min-max [0,1]; "
+        "prompts/[W,H]*1024; multimask_output=False; sigmoid, bilinear, > 0.5"
+    )
+
+    def __init__(self, model: SAM2Base, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        self.threshold = MEDSAM_THRESHOLD
+        self.predictor._transforms.transforms = _AlreadyPrepared()
+
+    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        size = self.predictor.model.image_size
+        return self._encode_inputs([medsam_image(image, size) for image in images], images[0].shape)
+
+    def _probabilities(self, low_res: np.ndarray, n: int, embedding: Embedding) -> torch.Tensor:
+        height, width = (int(v) for v in embedding["original_size"])
+        logits = torch.as_tensor(np.asarray(low_res, dtype=np.float32)).reshape(n, 1, *low_res.shape[-2:])
+        return medsam_probabilities(logits, height, width)[:, 0]
+
+    def refine(self, embedding: Embedding, prompt: Prompt, previous: np.ndarray | None) -> Refinement:
+        step = super().refine(embedding, prompt, previous)
+        probabilities = self._probabilities(step.logits, 1, embedding)[0].numpy()
+        return Refinement(probabilities > self.threshold, step.logits)
+
+    def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
+        predictor = self.predictor
+        self._restore(embedding)
+        try:
+            _, _, low_res = predictor.predict(
+                point_coords=group.points, point_labels=group.point_labels, box=group.boxes,
+                multimask_output=False, return_logits=True,
+            )
+        finally:
+            predictor.reset_predictor()
+        return self._probabilities(low_res, len(group.indices), embedding).numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mskbench.params import Param
-from mskbench.segmenters.plugin_params import PRECISION_PARAM
+from mskbench.segmenters.plugin_params import INPUT_CONVENTION_PARAM, PRECISION_PARAM
 from mskbench.segmenters.prompt_batch import SAM_PROMPTS
 from mskbench.segmenters.sam_catalog import SAM2_VARIANTS, SAM2_VERSIONS, check_checkpoint, sam2_checkpoint_key
 
@@ -13,14 +13,16 @@ PARAMS = {
     "version": Param("str", default="2.1", choices=SAM2_VERSIONS, help="SAM 2 release (config and checkpoint)"),
     "variant": Param("str", default="base_plus", choices=SAM2_VARIANTS, help="Hiera image encoder size"),
     "precision": PRECISION_PARAM,
+    "input_convention": INPUT_CONVENTION_PARAM,
 }
 
 
-def make_sam2(version: str, variant: str, precision: str, device: str, checkpoint: str | None):
+def make_sam2(version: str, variant: str, precision: str, input_convention: str, device: str, checkpoint: str | None):
     """Build with sam2.build_sam.build_sam2 from the packaged config; load the verified checkpoint."""
-    from mskbench.segmenters.sam2_image import Sam2Segmenter
+    from mskbench.segmenters.sam2_image import Sam2MedsamInput, Sam2Segmenter
 
-    return Sam2Segmenter.from_checkpoint(version, variant, precision, device, checkpoint)
+    cls = Sam2MedsamInput if input_convention == "medsam" else Sam2Segmenter
+    return cls.from_checkpoint(version, variant, precision, device, checkpoint)
 
 
 make_sam2.supported_prompts = SAM_PROMPTS  # read by the planner without building the model
