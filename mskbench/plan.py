@@ -17,6 +17,7 @@ from mskbench.data.labels import select_labels
 from mskbench.data.preprocess import PreprocessConfig, parse_physical
 from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError
 from mskbench.model_kinds import ModelKind, declared_kind, pair_problem
+from mskbench.params import suggest
 from mskbench.plugin_manager import PluginInfo, Registry
 from mskbench.protocols import Biomarker, Dataset, Metric, Prompter
 from mskbench.suite import DatasetEntry, ModelEntry, PrompterEntry, Suite
@@ -121,8 +122,6 @@ def _plan_metrics(suite: Suite, registry: Registry) -> list[Metric]:
         registry.get("metric", key, f"metrics.params.{key}")
     for name in suite.metric_names or ():
         if name not in provided:
-            from mskbench.params import suggest
-
             raise SuiteError(f"metrics.names: unknown metric '{name}'{suggest(name, provided)}; available: {', '.join(provided)}")
     return metrics
 
@@ -226,6 +225,18 @@ def _plan_model(entry: ModelEntry, index: int, registry: Registry) -> PlannedMod
     return planned
 
 
+def _check_postprocess_labels(suite: Suite, datasets: dict[str, PlannedDataset]) -> None:
+    """A per-label closing kernel must name a label some dataset of the suite evaluates."""
+    known = sorted({info.name for planned in datasets.values() for info in planned.label_map.values()})
+    for i, entry in enumerate(suite.models):
+        for name in entry.postprocess.closing_px_by_label:
+            if name not in known:
+                raise SuiteError(
+                    f"models[{i}].postprocess.closing_px_by_label.{name}: no dataset of the suite has this label"
+                    f"{suggest(name, known)}; labels: {', '.join(known)}"
+                )
+
+
 def _check_detector_labels(planned: PlannedDataset, prompters: dict[str, Prompter]) -> None:
     """A detector trained for another label set fails the plan, not the first slice."""
     for prompter in prompters.values():
@@ -295,4 +306,5 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     if model.skip_reason:
                         skipped[cell.cell_id] = model.skip_reason
     _check_every_model_has_cells(suite, cells)
+    _check_postprocess_labels(suite, datasets)
     return Plan(suite, cells, skipped, datasets, models, prompters, prompter_entries, metrics)

@@ -400,7 +400,7 @@ class Runner:
                 initial={c.cell_id: initial[c.cell_id] for c in cells},
                 prompt_seconds={c.cell_id: prompt_seconds[c.cell_id] for c in cells},
                 biomarkers=tuple(planned.biomarkers), reference_biomarkers=tuple(reference), qc=qc,
-                plugin=planned_model.entry.plugin,
+                plugin=planned_model.entry.plugin, postprocess=planned_model.entry.postprocess,
             )
             for records in run_unit(unit, self.context, model, progress.advance_slice):
                 write_records(self.store, result.run_id, records)

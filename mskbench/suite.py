@@ -22,6 +22,7 @@ from typing import Any
 
 from mskbench.errors import SuiteError
 from mskbench.params import Param, ParamsSchema, check_value, suggest, validate_params
+from mskbench.postprocess import POSTPROCESS_SCHEMA, Postprocess
 
 MAX_SEED = 2**31 - 1
 DEFAULT_DB = "results/mskbench.duckdb"
@@ -78,6 +79,7 @@ MODEL_SCHEMA: ParamsSchema = {
     "batch_size": Param("int", 4, minimum=1),
     "prompters": _NAMES,
     "per_slice": Param("bool", False, help="a slice model takes box3d prompts as the key slice's box on every slice of the extent"),
+    "postprocess": Param("dict", {}, help="post-processing of the predicted masks (docs/postprocess.md)"),
 }
 PROMPTER_SCHEMA: ParamsSchema = {
     "name": _NAME,
@@ -128,6 +130,7 @@ class ModelEntry:
     batch_size: int = 4
     prompters: tuple[str, ...] | None = None
     per_slice: bool = False  # a slice model takes box3d prompts as the key slice's box on every slice of the extent
+    postprocess: Postprocess = field(default_factory=Postprocess)
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,9 @@ def _parse_model(table: dict[str, Any], i: int) -> ModelEntry:
         batch_size=values["batch_size"],
         prompters=_strings(values["prompters"]),
         per_slice=values["per_slice"],
+        postprocess=Postprocess.from_table(
+            _table(POSTPROCESS_SCHEMA, values["postprocess"], f"models[{i}].postprocess"), f"models[{i}].postprocess"
+        ),
     )
 
 

@@ -11,18 +11,20 @@ they never depend on the model and a detector prompter is costly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mskbench.data.preprocess import PreparedSubject
 from mskbench.execution.prompts import PromptsBySlice
-from mskbench.execution.records import CellRecords, cell_records
+from mskbench.execution.records import CellPrediction, CellRecords, cell_records
 from mskbench.execution.slice_model import predict_slice_model
 from mskbench.execution.volume_model import predict_volume_model
 from mskbench.model_kinds import ModelKind
 from mskbench.model_output import model_label
 from mskbench.plan import Cell, PlannedBiomarker
+from mskbench.postprocess import Postprocess
 from mskbench.prompting.seeding import prompt_rng
 from mskbench.protocols import Metric
 
@@ -52,6 +54,7 @@ class Unit:
     reference_biomarkers: tuple[dict[str, Any], ...] = ()
     qc: bool = False
     plugin: str = ""  # the model's plugin, named in errors about what it returned
+    postprocess: Postprocess = field(default_factory=Postprocess)
 
 
 def _round_rng(cell: Cell, dataset: str, subject_id: str) -> Callable[[int, int], Any]:
@@ -59,6 +62,16 @@ def _round_rng(cell: Cell, dataset: str, subject_id: str) -> Callable[[int, int]
         return prompt_rng(cell.seed, cell.prompter, dataset, subject_id, slice_index, round_)
 
     return rng
+
+
+def _postprocess(prediction: CellPrediction, postprocess: Postprocess, prepared: PreparedSubject) -> None:
+    """Every round's scored masks post-processed in place (clicks were already placed on the raw output)."""
+    names = {label: info.name for label, info in prepared.subject.label_map.items()}
+    began = time.perf_counter()
+    prediction.rounds = [
+        postprocess.apply(masks, names, prepared.axis, tuple(prepared.subject.spacing)) for masks in prediction.rounds
+    ]
+    prediction.timings.append((len(prediction.rounds) - 1, -1, "postprocess", time.perf_counter() - began))
 
 
 def run_unit(unit: Unit, context: UnitContext, model: Any, on_slice: Callable[[], None] = lambda: None) -> list[CellRecords]:
@@ -80,6 +93,8 @@ def run_unit(unit: Unit, context: UnitContext, model: Any, on_slice: Callable[[]
     records = []
     for cell in unit.cells:
         prediction = predictions[cell.cell_id]
+        if unit.postprocess.active:
+            _postprocess(prediction, unit.postprocess, prepared)
         prediction.prompt_seconds = unit.prompt_seconds.get(cell.cell_id, 0.0)
         records.append(cell_records(
             prepared, cell.cell_id, unit.dataset, prediction, context.metrics, context.metric_names,
