@@ -245,6 +245,21 @@ def _check_detector_labels(planned: PlannedDataset, prompters: dict[str, Prompte
             check(planned.label_map)
 
 
+def _check_model_labels(name: str, planned: PlannedDataset, models: dict[str, PlannedModel]) -> None:
+    """A model trained for other labels (an nnU-Net's dataset.json) fails the plan, not the first subject.
+
+    A factory that knows its labels declares ``check_label_map(params, label_map)``.
+    """
+    for model_name, model in models.items():
+        check = getattr(model.info.factory, "check_label_map", None)
+        if check is None or model.skip_reason:
+            continue
+        try:
+            check(model.params, planned.label_map)
+        except PluginError as exc:
+            raise PluginError(f"model '{model_name}' on dataset '{name}': {exc}") from None
+
+
 def supported_prompts(info: PluginInfo) -> frozenset[str] | None:
     """What a model accepts, read from its factory without building the model."""
     value = getattr(info.factory, "supported_prompts", None)
@@ -283,6 +298,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     for name, planned in datasets.items():
         planned.biomarkers = _plan_biomarkers(suite, registry, planned.dataset, planned.label_map, f"datasets.{name}")
         _check_detector_labels(planned, prompters)
+        _check_model_labels(name, planned, models)
 
     cells: list[Cell] = []
     skipped: dict[str, str] = {}

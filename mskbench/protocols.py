@@ -15,7 +15,7 @@ declares both (attributes ``kind`` and ``interactive``, see
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -92,12 +92,19 @@ class VolumeInput:
 
     ``image`` is the uint8 normalised volume, ``spacing`` in mm per array
     axis, ``axis`` the slicing axis, ``labels`` the label ids evaluated.
+    A model trained on the original intensities and file layout (nnU-Net)
+    reads ``raw`` (the loaded intensities, same RAS+ grid, float32),
+    ``stored_orientation`` (:attr:`Subject.stored_orientation`) and
+    ``label_names`` (id -> name of the evaluated labels).
     """
 
     image: np.ndarray
     spacing: tuple[float, float, float]
     axis: int
     labels: tuple[int, ...]
+    raw: np.ndarray | None = None
+    stored_orientation: tuple[str, str, str] = ("R", "A", "S")
+    label_names: dict[int, str] = field(default_factory=dict)
 
 
 @runtime_checkable

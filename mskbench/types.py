@@ -71,6 +71,9 @@ class Subject:
     quantitative maps in ms on the same grid (keys ``t2``, ``t1rho``).
     ``truth`` holds analytic ground-truth biomarkers when the data source knows
     them (the phantom does), keyed by ``(biomarker, structure)``.
+    ``stored_orientation`` is the axis codes of the source file's voxel axes
+    before reorientation to RAS+ (a model trained on files, such as an
+    nnU-Net, must see the array in that order); RAS for generated subjects.
     """
 
     id: str
@@ -86,6 +89,7 @@ class Subject:
     anatomy: str | None = None
     source_files: tuple[str, ...] = ()
     truth: dict[tuple[str, str], float] = field(default_factory=dict)
+    stored_orientation: tuple[str, str, str] = ("R", "A", "S")
 
 
 PromptKind = Literal["box", "point", "box+point", "box3d", "none"]

@@ -109,4 +109,5 @@ def build_subject(
         maps=map_arrays,
         anatomy=anatomy,
         source_files=source_files or (image.path,),
+        stored_orientation=image.original_orientation,
     )

@@ -21,7 +21,12 @@ def predict_volume_model(
     initial: Mapping[str, PromptsBySlice], label_ids: Sequence[int], rngs: Mapping[str, RoundRng],
 ) -> dict[str, CellPrediction]:
     """Predictions of every cell; ``none`` prompts mean an automatic call with no prompt."""
-    volume = VolumeInput(prepared.image, tuple(prepared.subject.spacing), prepared.axis, tuple(label_ids))
+    subject = prepared.subject
+    volume = VolumeInput(
+        prepared.image, tuple(subject.spacing), prepared.axis, tuple(label_ids), raw=subject.volume,
+        stored_orientation=subject.stored_orientation,
+        label_names={label: subject.label_map[label].name for label in label_ids},
+    )
     out = {}
     for cell in cells:
         prompter = prompters[cell.prompter]

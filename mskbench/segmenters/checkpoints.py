@@ -310,14 +310,29 @@ def file_problem(path: Path) -> str | None:
     return None
 
 
-def load_tensor_file(path: Path, *, what: str = "checkpoint", remedy: str = _OFFICIAL) -> Any:
+def _numpy_scalar_globals() -> list[Any]:
+    """What pickling a numpy number refers to: the scalar constructor and the numeric dtypes.
+
+    They rebuild a number from its dtype and raw bytes and can call nothing
+    else; nnU-Net checkpoints hold such numbers in their training log.
+    """
+    import numpy as np
+
+    codes = np.typecodes["AllInteger"] + np.typecodes["AllFloat"] + "?"
+    return [np._core.multiarray.scalar, np.dtype, *{type(np.dtype(code)) for code in codes}]
+
+
+def load_tensor_file(
+    path: Path, *, what: str = "checkpoint", remedy: str = _OFFICIAL, numpy_scalars: bool = False
+) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, every failure one :class:`CheckpointError` line.
 
     This is the only way mskbench reads a weights file: torch's weights-only
     unpickler builds tensors, containers and numbers and refuses any other
     global before it is called, so no file can run code (DESIGN §6). ``what``
     names the file in the message ("checkpoint", "detector weights") and
-    ``remedy`` is the fix offered.
+    ``remedy`` is the fix offered. ``numpy_scalars`` also admits numpy numbers
+    (:func:`_numpy_scalar_globals`), still nothing that runs code.
     """
     import pickle
     import warnings
@@ -331,7 +346,8 @@ def load_tensor_file(path: Path, *, what: str = "checkpoint", remedy: str = _OFF
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": torch's, not the user's to act on
             warnings.simplefilter("ignore")
-            return torch.load(path, weights_only=True, map_location="cpu")
+            with torch.serialization.safe_globals(_numpy_scalar_globals() if numpy_scalars else []):
+                return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         if _WEIGHTS_ONLY_MARKER not in str(exc):
             raise CheckpointError(f"{what} {path} is not a PyTorch checkpoint ({_first_line(exc)}); {remedy}") from None

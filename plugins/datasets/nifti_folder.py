@@ -14,10 +14,10 @@ folder holding a file of the same name per image; the label names come from
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from mskbench.data.dataset_json import names_from_dataset_json, read_dataset_json
 from mskbench.data.labels import check_unlisted_policy, label_map_from_names
 from mskbench.data.readers import image_stem, read_volume
 from mskbench.data.subjects import build_subject
@@ -35,31 +35,6 @@ from mskbench_builtins.datasets.base import (
 )
 
 CHANNEL_SUFFIX = "_0000"
-
-
-def read_dataset_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read dataset.json ({exc}); check it is valid JSON") from None
-
-
-def names_from_dataset_json(meta: dict[str, Any], path: Path) -> dict[int, str]:
-    """id -> name from nnU-Net v2 ({"name": id}) or v1 ({"id": "name"}) label tables, background dropped."""
-    labels = meta.get("labels")
-    if not isinstance(labels, dict) or not labels:
-        raise DataError(f"{path}: no 'labels' table; add one as in nnU-Net's dataset.json")
-    names: dict[int, str] = {}
-    for key, value in labels.items():
-        if isinstance(value, int) and not isinstance(value, bool):  # v2: {"femur": 1}
-            label_id, name = value, str(key)
-        elif str(key).isdigit():  # v1: {"1": "femur"}
-            label_id, name = int(key), str(value)
-        else:
-            raise DataError(f"{path}: label '{key}': {value!r} is not an integer id (region labels are not supported)")
-        if label_id != 0:
-            names[label_id] = name.strip().lower().replace(" ", "_")
-    return names
 
 
 class NiftiFolder(FileDataset):

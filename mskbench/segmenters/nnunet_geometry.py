@@ -1,0 +1,42 @@
+"""The array and spacing nnU-Net's own reader would have made of a subject's file, and the way back.
+
+mskbench holds every subject on the RAS+ grid (``nibabel.as_closest_canonical``
+of the file's voxel axes, :mod:`mskbench.data.readers`). nnU-Net's readers
+do not: ``SimpleITKIO`` and ``NibabelIO`` keep the file's voxel axes
+(i, j, k) and hand the network the array as (k, j, i) with the spacing
+reversed; ``NibabelIOWithReorient`` first reorients to RAS. A network is
+trained on that layout, so the harness undoes the canonical reorientation
+(pure flips and axis permutations, hence exact) with the subject's
+``stored_orientation`` and transposes as the reader does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+RAS = ("R", "A", "S")
+READERS_ON_RAS = ("NibabelIOWithReorient",)
+
+
+def reader_axes(reader: str, stored_orientation: Sequence[str]) -> tuple[str, ...]:
+    """The axis codes of the (i, j, k) array the reader takes from the file."""
+    return RAS if reader in READERS_ON_RAS else tuple(stored_orientation)
+
+
+def to_reader_layout(raw: np.ndarray, spacing: Sequence[float], axes: Sequence[str]) -> tuple[np.ndarray, list[float]]:
+    """The (1, k, j, i) float32 array and (k, j, i) spacing nnU-Net's reader returns for this RAS+ volume."""
+    from nibabel.orientations import apply_orientation, axcodes2ornt, ornt_transform
+
+    to_file = axcodes2ornt(tuple(axes))  # per file axis: the RAS axis it runs along, and its sign
+    stored = apply_orientation(np.asarray(raw), ornt_transform(axcodes2ornt(RAS), to_file))
+    file_spacing = [float(spacing[int(ras_axis)]) for ras_axis in to_file[:, 0]]
+    return np.ascontiguousarray(stored.transpose(2, 1, 0)[None], dtype=np.float32), file_spacing[::-1]
+
+
+def from_reader_layout(labels: np.ndarray, axes: Sequence[str]) -> np.ndarray:
+    """A (k, j, i) label array nnU-Net returned, back on the RAS+ grid."""
+    from nibabel.orientations import apply_orientation, axcodes2ornt
+
+    return np.ascontiguousarray(apply_orientation(np.asarray(labels).transpose(2, 1, 0), axcodes2ornt(tuple(axes))))
