@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from mskbench.interaction.placement import (
+    RULES as RULES_BY_NAME,
     Click,
     component_centroid,
     largest_component,
     max_edt_largest_error,
+    place_in_box,
     random_error,
 )
 
@@ -152,3 +154,15 @@ def test_random_error_gives_one_positive_and_one_negative_click():
     assert clicks[1] == Click((4, 7), False)
     only_fn = random_error(reference, np.zeros_like(reference), np.random.default_rng(3))
     assert len(only_fn) == 1 and only_fn[0].positive
+
+
+@pytest.mark.parametrize("rule", ["max_edt_largest_error", "component_centroid", "random_error"])
+def test_placing_in_the_box_of_the_masks_gives_the_whole_array_clicks(rule):
+    # masks away from every border, so a crop that dropped or shifted indices would move the clicks
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        reference, prediction = np.zeros((2, 9, 12, 14), bool)
+        reference[2:7, 3:9, 4:11] = rng.random((5, 6, 7)) < 0.6
+        prediction[3:8, 2:8, 5:12] = rng.random((5, 6, 7)) < 0.6
+        whole = RULES_BY_NAME[rule](reference, prediction, np.random.default_rng(trial), 1)
+        assert place_in_box(rule, reference, prediction, np.random.default_rng(trial), 1) == whole

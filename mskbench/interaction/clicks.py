@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mskbench.errors import PluginError
-from mskbench.interaction.placement import PLACEMENTS, RULES, Click
+from mskbench.interaction.placement import PLACEMENTS, Click, place_in_box
 from mskbench.prompting.box3d import Box3dPrompter
 from mskbench.prompting.oracle import GtBoxPrompter, PointsPrompter
 
@@ -65,4 +65,4 @@ class ClicksPrompter:
     ) -> list[Click]:
         """The clicks of one round for one label, from bool reference and prediction arrays (slice or volume;
         ``axis``: the volume's slice axis, for rules that click slice by slice)."""
-        return RULES[self.placement](reference, prediction, rng, axis)
+        return place_in_box(self.placement, reference, prediction, rng, axis)
