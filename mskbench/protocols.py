@@ -181,7 +181,9 @@ class InteractivePrompter(Protocol):
     space: str  # slice | volume
     feedback: str  # logits | mask | none
 
-    def place(self, reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator) -> list[Any]: ...
+    def place(
+        self, reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+    ) -> list[Any]: ...
 
 
 @dataclass(frozen=True)

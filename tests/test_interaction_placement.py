@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from mskbench.interaction.placement import (
+    RULES as RULES_BY_NAME,
     Click,
     component_centroid,
     largest_component,
     max_edt_largest_error,
+    place_in_box,
     random_error,
 )
 
@@ -90,6 +92,48 @@ def test_centroid_snapped_to_the_component():
     assert component_centroid(reference, prediction, np.random.default_rng(0)) == [Click((3, 0), True)]
 
 
+def test_centroid_equal_components_the_last_wins():
+    # RadioActive's get_n_largest_CCs takes np.argsort(sizes)[-1]: of two 2-pixel components, the later one.
+    # Its centroid (5, 5.5) rounds half to even to (5, 6); the first component's would be (1, 2).
+    reference, prediction = masks((8, 8), [(1, 1), (1, 2), (5, 5), (5, 6)])
+    assert component_centroid(reference, prediction, np.random.default_rng(0)) == [Click((5, 6), True)]
+
+
+def test_centroid_rounds_half_to_even():
+    # a bar at row 2, columns 1..4: centroid (2, 2.5) -> (2, 2) as NumPy's round (half up would give (2, 3))
+    reference, prediction = masks((5, 6), [(2, c) for c in range(1, 5)])
+    assert component_centroid(reference, prediction, np.random.default_rng(0)) == [Click((2, 2), True)]
+
+
+def _two_slice_component():
+    """One 26-connected FN component over slices 0 and 1, and a lone FN voxel on slice 2.
+
+    Slice 0: a 3x3 block (rows 1..3, cols 1..3), centroid (2, 2). Slice 1: a bar (row 2, cols 2..5) and a
+    voxel (0, 0) touching the block only diagonally across slices, so the cross-section has two 2D parts;
+    the bar's centroid (2, 3.5) rounds to (2, 4) (the whole cross-section's would be (1.6, 2.8) -> (2, 3)).
+    """
+    pixels = [(0, r, c) for r in (1, 2, 3) for c in (1, 2, 3)] + [(1, 2, c) for c in (2, 3, 4, 5)]
+    return masks((3, 7, 7), pixels + [(1, 0, 0), (2, 6, 6)])
+
+
+def test_centroid_in_3d_clicks_every_slice_of_the_component():
+    reference, prediction = _two_slice_component()
+    assert component_centroid(reference, prediction, np.random.default_rng(0), axis=0) == [
+        Click((0, 2, 2), True), Click((1, 2, 4), True)]
+
+
+def test_centroid_in_3d_follows_the_slice_axis():
+    reference, prediction = (np.moveaxis(m, 0, 2) for m in _two_slice_component())
+    assert component_centroid(reference, prediction, np.random.default_rng(0), axis=2) == [
+        Click((2, 2, 0), True), Click((2, 4, 1), True)]
+
+
+def test_centroid_negative_clicks_use_the_same_rule_on_false_positives():
+    reference, prediction = _two_slice_component()
+    assert component_centroid(prediction, reference, np.random.default_rng(0), axis=0) == [
+        Click((0, 2, 2), False), Click((1, 2, 4), False)]
+
+
 def test_centroid_sign_follows_the_only_error_type():
     reference, prediction = masks((6, 6), [], [(2, 2), (2, 3), (3, 2)])
     [click] = component_centroid(reference, prediction, np.random.default_rng(0))
@@ -110,3 +154,15 @@ def test_random_error_gives_one_positive_and_one_negative_click():
     assert clicks[1] == Click((4, 7), False)
     only_fn = random_error(reference, np.zeros_like(reference), np.random.default_rng(3))
     assert len(only_fn) == 1 and only_fn[0].positive
+
+
+@pytest.mark.parametrize("rule", ["max_edt_largest_error", "component_centroid", "random_error"])
+def test_placing_in_the_box_of_the_masks_gives_the_whole_array_clicks(rule):
+    # masks away from every border, so a crop that dropped or shifted indices would move the clicks
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        reference, prediction = np.zeros((2, 9, 12, 14), bool)
+        reference[2:7, 3:9, 4:11] = rng.random((5, 6, 7)) < 0.6
+        prediction[3:8, 2:8, 5:12] = rng.random((5, 6, 7)) < 0.6
+        whole = RULES_BY_NAME[rule](reference, prediction, np.random.default_rng(trial), 1)
+        assert place_in_box(rule, reference, prediction, np.random.default_rng(trial), 1) == whole

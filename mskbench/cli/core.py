@@ -65,6 +65,13 @@ def run(
     )
     result = run_plan(plan, options)
     print_summary(db_path, result.run_id, console, headline_metric(plan.suite.metric_names))
+    if replay_prompts:
+        from mskbench.replay_divergence import divergence_report
+        from mskbench.store import Store
+
+        with Store.open_for_reading(db_path) as store:
+            for line in divergence_report(store, result.run_id, replay_prompts):
+                typer.echo(line)
     skipped_models = sorted({cell.model for cell in plan.cells if cell.cell_id in result.skipped_cells})
     if skipped_models:
         typer.echo(f"skipped models (their cells are in the database as skipped, with the reason): {', '.join(skipped_models)}")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mskbench.errors import PluginError
-from mskbench.interaction.placement import PLACEMENTS, RULES, Click
+from mskbench.interaction.placement import PLACEMENTS, Click, place_in_box
 from mskbench.prompting.box3d import Box3dPrompter
 from mskbench.prompting.oracle import GtBoxPrompter, PointsPrompter
 
@@ -60,6 +60,9 @@ class ClicksPrompter:
             self.initial_prompter = {"box": GtBoxPrompter(), "point": PointsPrompter(), "none": None}[initial]
         self.produces = frozenset({"point"} | ({initial} if initial != "none" else set()))
 
-    def place(self, reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator) -> list[Click]:
-        """The clicks of one round for one label, from bool reference and prediction arrays."""
-        return RULES[self.placement](reference, prediction, rng)
+    def place(
+        self, reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+    ) -> list[Click]:
+        """The clicks of one round for one label, from bool reference and prediction arrays (slice or volume;
+        ``axis``: the volume's slice axis, for rules that click slice by slice)."""
+        return place_in_box(self.placement, reference, prediction, rng, axis)

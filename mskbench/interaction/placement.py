@@ -12,10 +12,22 @@ An empty error (the prediction equals the reference) gives no click.
   then the voxel of maximum Euclidean distance transform inside it, in voxel
   units, with the array border counting as outside the component (upstream
   pads the crop with zeros); ties are broken uniformly at random.
-- ``component_centroid`` (RadioActive/IntRaBench, ``get_fg_point_from_cc_center``):
-  false negatives with probability |FN| / (|FN| + |FP|), else false
-  positives; the largest component of that error, its centroid rounded,
-  snapped to the nearest voxel of the component.
+- ``component_centroid`` (RadioActive, MIC-DKFZ/radioactive
+  ``src/radioa/prompts/interactive_prompter.py``, ``twoDInteractivePrompter``:
+  ``get_generate_negative_prompts_flag`` and ``generate_positive_promptstep``,
+  with ``get_n_largest_CCs`` and ``get_fg_point_from_cc_center`` of
+  ``prompt_utils.py``): false negatives with probability |FN| / (|FN| + |FP|)
+  (always when there are no false positives), else false positives; the
+  largest fully connected component of that error, ties to the *last* in
+  scan order (upstream's ``np.argsort(sizes)[-1]``). In 2D, one click: the
+  component's centroid, rounded half to even, moved to the nearest
+  component pixel when it falls outside (a C shape). In 3D, one click on
+  every slice (along the model's slice axis) that the component touches: the
+  same rule applied to the largest 2D component of the component's
+  cross-section there. Upstream places negative prompts as a scribble on one
+  sagittal slice; we place them by the positive rule on the false positives
+  (docs/interactive.md). Nearest-voxel ties go to the first in scan order
+  (upstream's ``cKDTree`` leaves them unspecified).
 - ``random_error`` (micro-sam ``IterativePromptGenerator``): one positive
   click uniformly from the false negatives and one negative click uniformly
   from the false positives, each when that error is non-empty.
@@ -29,6 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from mskbench.data.preprocess import take_slice
+
 PLACEMENTS: tuple[str, ...] = ("max_edt_largest_error", "component_centroid", "random_error")
 
 
@@ -40,14 +54,15 @@ class Click:
     positive: bool
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest fully connected component of ``mask``; ties go to the first in scan order, as upstream's argmax."""
+def largest_component(mask: np.ndarray, ties: str = "first") -> np.ndarray:
+    """The largest fully connected component of ``mask``; ties go to the ``first`` in scan order (CVPR 2025's
+    argmax) or the ``last`` (RadioActive's argsort)."""
     components, count = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
     if count == 0:
         return np.zeros_like(mask, dtype=bool)
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    return components == int(np.argmax(sizes))
+    sizes = np.bincount(components.ravel())[1:]
+    index = int(np.argmax(sizes)) if ties == "first" else count - 1 - int(np.argmax(sizes[::-1]))
+    return components == index + 1
 
 
 def _click_at(position: np.ndarray, reference: np.ndarray) -> Click:
@@ -55,8 +70,10 @@ def _click_at(position: np.ndarray, reference: np.ndarray) -> Click:
     return Click(where, bool(reference[where]))
 
 
-def max_edt_largest_error(reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator) -> list[Click]:
-    """CVPR 2025: the centre (EDT maximum) of the largest error component."""
+def max_edt_largest_error(
+    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+) -> list[Click]:
+    """CVPR 2025: the centre (EDT maximum) of the largest error component (``axis`` plays no part)."""
     component = largest_component(reference != prediction)
     if not component.any():
         return []
@@ -69,22 +86,36 @@ def max_edt_largest_error(reference: np.ndarray, prediction: np.ndarray, rng: np
     return [_click_at(candidates[rng.integers(len(candidates))], reference)]
 
 
-def component_centroid(reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator) -> list[Click]:
-    """RadioActive: the centroid, snapped into the component, of the largest FN or FP component."""
+def _snapped_centroid(component: np.ndarray) -> np.ndarray:
+    """The rounded centroid of a 2D component, or its nearest pixel when the centroid lies outside it."""
+    pixels = np.argwhere(component)
+    centroid = np.round(pixels.mean(axis=0))
+    return pixels[np.argmin(((pixels - centroid) ** 2).sum(axis=1))]
+
+
+def component_centroid(
+    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+) -> list[Click]:
+    """RadioActive: the snapped centroid of the largest FN or FP component, per slice along ``axis`` in 3D."""
     false_negative = reference & ~prediction
     false_positive = prediction & ~reference
     n_fn, n_fp = int(false_negative.sum()), int(false_positive.sum())
     if n_fn + n_fp == 0:
         return []
     negative = n_fn == 0 or (n_fp > 0 and bool(rng.binomial(1, n_fp / (n_fn + n_fp))))
-    component = largest_component(false_positive if negative else false_negative)
-    voxels = np.argwhere(component)
-    centroid = np.round(voxels.mean(axis=0))
-    nearest = voxels[np.argmin(((voxels - centroid) ** 2).sum(axis=1))]
-    return [_click_at(nearest, reference)]
+    component = largest_component(false_positive if negative else false_negative, ties="last")
+    if component.ndim == 2:
+        return [_click_at(_snapped_centroid(component), reference)]
+    clicks = []
+    for k in np.flatnonzero(component.any(axis=tuple(a for a in range(component.ndim) if a != axis))):
+        in_plane = _snapped_centroid(largest_component(take_slice(component, axis, k), ties="last"))
+        clicks.append(_click_at(np.insert(in_plane, axis, k), reference))
+    return clicks
 
 
-def random_error(reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator) -> list[Click]:
+def random_error(
+    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+) -> list[Click]:
     """micro-sam: a uniform false-negative voxel (positive), then a uniform false-positive voxel (negative)."""
     clicks = []
     for region in (reference & ~prediction, prediction & ~reference):
@@ -94,8 +125,31 @@ def random_error(reference: np.ndarray, prediction: np.ndarray, rng: np.random.G
     return clicks
 
 
-RULES: dict[str, Callable[[np.ndarray, np.ndarray, np.random.Generator], list[Click]]] = {
+#: (reference, prediction, generator, slice axis) -> the round's clicks; the axis matters to per-slice rules in 3D
+RULES: dict[str, Callable[[np.ndarray, np.ndarray, np.random.Generator, int], list[Click]]] = {
     "max_edt_largest_error": max_edt_largest_error,
     "component_centroid": component_centroid,
     "random_error": random_error,
 }
+
+
+def place_in_box(
+    rule: str, reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+) -> list[Click]:
+    """``RULES[rule]`` run on the bounding box of reference | prediction, clicks moved back to full-array indices.
+
+    Same clicks and the same draws from ``rng`` as on the whole array (every rule reads only the error, which
+    lies in that box; cropping keeps scan order; the EDT pads its own component box), for a fraction of the
+    time: a label fills a small part of a volume, and labelling components of a whole volume per label and
+    round cost far more than scoring the round (benchmarks/bench_interactive.py).
+    """
+    union = reference | prediction
+    if not union.any():
+        return []
+    corner, box = [], []
+    for a in range(union.ndim):
+        extent = np.flatnonzero(union.any(axis=tuple(b for b in range(union.ndim) if b != a)))
+        corner.append(int(extent[0]))
+        box.append(slice(int(extent[0]), int(extent[-1]) + 1))
+    clicks = RULES[rule](reference[tuple(box)], prediction[tuple(box)], rng, axis)
+    return [Click(tuple(v + lo for v, lo in zip(c.position, corner)), c.positive) for c in clicks]

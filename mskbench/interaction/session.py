@@ -172,7 +172,7 @@ class VolumeRounds:
             generator, seed = self.rng(VOLUME, r)
             current = {label: mask.copy() for label, mask in current.items()}
             for label in self.labels:
-                clicks = self.prompter.place(self.truth[label], current[label], generator)
+                clicks = self.prompter.place(self.truth[label], current[label], generator, self.axis)
                 by_slice: dict[int, list[Click]] = {}
                 for click in clicks:
                     k, flat = in_plane(click, self.axis)
@@ -217,7 +217,7 @@ def volume_model_rounds(
     for r in range(1, prompter.rounds + 1):
         generator, seed = rng(VOLUME, r)
         for label, (prompts, target) in targets.items():
-            clicks = prompter.place(truth[label], target.mask, generator)
+            clicks = prompter.place(truth[label], target.mask, generator, axis)
             if clicks:
                 for c in clicks:
                     k, flat = in_plane(c, axis)
