@@ -169,13 +169,14 @@ def test_biomarker_pairs_follow_the_round(db):
     try:
         final, _ = data.biomarker_pairs(con)
         first, _ = data.biomarker_pairs(con, 0)
-        second, _ = data.biomarker_pairs(con, 1)
+        second, unpaired = data.biomarker_pairs(con, 1)
     finally:
         con.close()
     bias = lambda pairs, p: (pairs[pairs["prompter"] == p]["prediction"] - pairs[pairs["prompter"] == p]["reference"])
     assert close(bias(final, "clicks"), 1.0 + K) and close(bias(first, "clicks"), 1.0)
     assert close(bias(final, "box"), 5.0) and close(bias(first, "box"), 5.0)
     assert close(bias(second, "clicks"), 2.0) and bias(second, "box").empty
+    assert unpaired.empty  # the box cells' references are not counted as unpaired: the cell is left out whole
     assert len(final) == len(first) == 2 * 2 * len(SUBJECTS)  # one reference per prediction, never per round
 
 
