@@ -145,7 +145,7 @@ class Runner:
         self.options = options
         self.suite = plan.suite
         self.models: dict[str, Any] = {}
-        self.context = UnitContext(plan.prompters, plan.metrics, self.suite.metric_names)
+        self.context = UnitContext(plan.prompters, plan.metrics, self.suite.metric_names, self.suite.biomarker_rounds)
         self.replay = PromptReplay(store, options.replay_prompts) if options.replay_prompts else None
         needs_torch = any(
             m.skip_reason is None and ("torch" in m.info.requires or "checkpoint" in m.info.requires)

@@ -81,7 +81,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     "biomarkers": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("structure", "VARCHAR"),
         ("biomarker", "VARCHAR"), ("method", "VARCHAR"), ("source", "VARCHAR"), ("instance", "INTEGER"),
-        ("value", "DOUBLE"), ("unit", "VARCHAR"),
+        ("value", "DOUBLE"), ("unit", "VARCHAR"), ("round", "INTEGER"),
     ],
     "timings": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("round", "INTEGER"),
@@ -508,6 +508,9 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
     """Bring tables made by an older release up to :data:`TABLES`, so resume and replay can read them.
 
     Rows from before `round` existed were all initial prompts, so they read as round 0; other new columns are NULL.
+    Biomarkers are the exception: their predictions were measured on the final round, which a constant cannot
+    say, so their `round` stays NULL and readers take NULL as that (cell, subject)'s final round
+    (:func:`mskbench.stats.data.biomarker_pairs`).
     """
     present = {(t, c) for t, c in con.execute(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
@@ -515,7 +518,7 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in TABLES.items():
         for column, typ in columns:
             if (table, column) not in present:
-                default = " DEFAULT 0" if column == "round" else ""
+                default = " DEFAULT 0" if column == "round" and table != "biomarkers" else ""
                 con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {typ}{default}')
                 log.info("added column %s.%s to an older database", table, column)
 

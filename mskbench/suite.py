@@ -92,7 +92,11 @@ METRICS_SCHEMA: ParamsSchema = {
     "params": Param("dict", {}),
 }
 _METRIC_PARAMS = Param("dict")
-BIOMARKERS_SWITCH: ParamsSchema = {"enabled": Param("bool", True)}
+BIOMARKERS_SWITCH: ParamsSchema = {
+    "enabled": Param("bool", True),
+    "rounds": Param("str", "final", choices=("final", "all"),
+                    help="interactive prompters: measure the prediction of the final round only, or of every round"),
+}
 BIOMARKER_SCHEMA: ParamsSchema = {
     "plugin": Param("str", None),
     "labels": _NAMES,
@@ -166,6 +170,7 @@ class Suite:
     metric_params: dict[str, dict[str, Any]]
     biomarkers: tuple[BiomarkerEntry, ...] | None  # None: per-anatomy defaults
     biomarkers_enabled: bool
+    biomarker_rounds: str  # "final" or "all"
     output: dict[str, Any]
     config: dict[str, Any]
     path: str
@@ -310,17 +315,18 @@ def _parse_prompter(table: dict[str, Any], i: int) -> PrompterEntry:
     )
 
 
-def _parse_biomarkers(table: dict[str, Any] | None) -> tuple[tuple[BiomarkerEntry, ...] | None, bool]:
-    if table is None:
-        return None, True
-    enabled = _table(BIOMARKERS_SWITCH, {k: v for k, v in table.items() if k == "enabled"}, "biomarkers")["enabled"]
+def _parse_biomarkers(table: dict[str, Any] | None) -> tuple[tuple[BiomarkerEntry, ...] | None, dict[str, Any]]:
+    """The biomarker entries (None: per-anatomy defaults) and the switches ``enabled`` and ``rounds``."""
+    table = {} if table is None else table
+    switches = _table(BIOMARKERS_SWITCH, {k: v for k, v in table.items() if k in BIOMARKERS_SWITCH}, "biomarkers")
     entries = []
     for name, entry in table.items():
-        if name == "enabled":
+        if name in BIOMARKERS_SWITCH:
             continue
         where = f"biomarkers.{name}"
         if not isinstance(entry, dict):
-            raise SuiteError(f"{where}: expected a table ([{where}]) or `enabled = false`, got {entry!r}")
+            raise SuiteError(f"{where}: expected a table ([{where}]), `enabled = false` or `rounds = \"all\"`, "
+                             f"got {entry!r}")
         values = _table(BIOMARKER_SCHEMA, entry, where)
         entries.append(
             BiomarkerEntry(
@@ -331,7 +337,7 @@ def _parse_biomarkers(table: dict[str, Any] | None) -> tuple[tuple[BiomarkerEntr
                 params=values["params"],
             )
         )
-    return (tuple(entries) if entries else None), enabled
+    return (tuple(entries) if entries else None), switches
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -360,7 +366,7 @@ def load_suite(path: str | Path) -> Suite:
     metrics = _table(METRICS_SCHEMA, top["metrics"], "metrics")
     for plugin, params in metrics["params"].items():
         check_value(_METRIC_PARAMS, params, f"metrics.params.{plugin}", SuiteError)
-    biomarkers, biomarkers_enabled = _parse_biomarkers(top["biomarkers"])
+    biomarkers, biomarker_switches = _parse_biomarkers(top["biomarkers"])
     output = _table(OUTPUT_SCHEMA, top["output"], "output")
     return Suite(
         name=head["name"] if head["name"] is not None else path.stem,
@@ -373,7 +379,8 @@ def load_suite(path: str | Path) -> Suite:
         metric_names=_strings(metrics["names"]),
         metric_params=metrics["params"],
         biomarkers=biomarkers,
-        biomarkers_enabled=biomarkers_enabled,
+        biomarkers_enabled=biomarker_switches["enabled"],
+        biomarker_rounds=biomarker_switches["rounds"],
         output=output,
         config=config,
         path=str(path),

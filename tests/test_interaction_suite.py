@@ -35,15 +35,15 @@ params = {{ {clicks} }}
 names = ["dice", "nsd"]
 
 [biomarkers]
-enabled = false
+{biomarkers}
 """
 RW = '[[models]]\nname = "rw"\nplugin = "random_walker_clicks"\nper_slice = true\n'
 RG = '[[models]]\nname = "rg"\nplugin = "region_growing_3d"\n'
 
 
-def write(tmp_path: Path, models: str = RW + RG, clicks: str = "rounds = 2") -> Path:
+def write(tmp_path: Path, models: str = RW + RG, clicks: str = "rounds = 2", biomarkers: str = "enabled = false") -> Path:
     path = tmp_path / "suite.toml"
-    path.write_text(textwrap.dedent(SUITE.format(models=models, clicks=clicks)))
+    path.write_text(textwrap.dedent(SUITE.format(models=models, clicks=clicks, biomarkers=biomarkers)))
     return path
 
 
@@ -117,6 +117,21 @@ def test_run_records_every_round_and_replays_the_initial_prompts(tmp_path, capsy
     first, second = (con.execute(query, [r]).fetchall() for r in runs)
     con.close()
     assert first == second  # same initial prompts, and (deterministic models) the same clicks
+
+
+@pytest.mark.parametrize("setting, measured", [('rounds = "all"', [0, 1, 2]), ("", [2])])
+def test_biomarkers_on_every_round_when_asked(tmp_path, capsys, setting, measured):
+    db = tmp_path / "b.duckdb"
+    assert main(["run", str(write(tmp_path, RG, biomarkers=setting)), "--db", str(db)]) == 0
+    predictions = rows(db, "SELECT round, structure, biomarker, instance, count(*) FROM biomarkers "
+                           "WHERE source = 'prediction' GROUP BY ALL ORDER BY ALL")
+    assert sorted({r[0] for r in predictions}) == measured
+    assert {r[4] for r in predictions} == {1}  # one row per (round, structure, biomarker, instance)
+    per_round = {r: {p[1:4] for p in predictions if p[0] == r} for r in measured}
+    assert all(keys == per_round[measured[-1]] and keys for keys in per_round.values())
+    references = rows(db, "SELECT round, count(*), count(DISTINCT (structure, biomarker, instance)) FROM biomarkers "
+                          "WHERE source = 'reference' GROUP BY ALL")
+    assert len(references) == 1 and references[0][0] is None and references[0][1] == references[0][2]
 
 
 def test_the_shipped_interactive_suite_validates(capsys):

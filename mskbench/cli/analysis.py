@@ -15,16 +15,21 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed of every bootstrap
 BootOption = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")]
 MinSubjectsOption = Annotated[int, typer.Option("--min-subjects", min=3,
                                                 help="Fewer paired subjects: the test is not computed.")]
+RoundOption = Annotated[str, typer.Option(
+    "--round", help="Interaction round to read: 'final' (each cell's last round) or N (0 = the initial prompt).")]
 
 
 def _settings(seed: int, n_boot: int, min_subjects: int, alpha: float, metrics: list[str] | None,
-              models: list[str] | None):
+              models: list[str] | None, round_text: str):
     from mskbench.stats.analysis import StatsSettings
+    from mskbench.stats.rounds import check_metrics, parse_round
 
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha}: must be between 0 and 1, e.g. 0.05")
+    chosen = parse_round(round_text)
+    check_metrics(metrics or (), chosen)
     return StatsSettings(alpha=alpha, min_subjects=min_subjects, n_boot=n_boot, seed=seed,
-                         metrics=tuple(metrics or ()), models=tuple(models or ()))
+                         metrics=tuple(metrics or ()), models=tuple(models or ()), round=chosen)
 
 
 @app.command("stats")
@@ -37,6 +42,7 @@ def stats_command(
     seed: SeedOption = 0,
     n_boot: BootOption = 1000,
     min_subjects: MinSubjectsOption = 6,
+    round_text: RoundOption = "final",
     write: Annotated[bool, typer.Option("--write/--no-write", help="Store the stats_* tables in the database.")] = True,
 ) -> None:
     """Friedman, Wilcoxon + BH, rank intervals, biomarker agreement, acquisition effects."""
@@ -47,7 +53,7 @@ def stats_command(
     from mskbench.stats.data import open_results
     from mskbench.stats.summary_text import stats_text
 
-    settings = _settings(seed, n_boot, min_subjects, alpha, metric, model)
+    settings = _settings(seed, n_boot, min_subjects, alpha, metric, model, round_text)
     con = open_results(db)
     try:
         with database_errors(db):  # damage found while reading: the same one line as at open
@@ -66,6 +72,7 @@ def report_command(
     seed: SeedOption = 0,
     n_boot: BootOption = 1000,
     min_subjects: MinSubjectsOption = 6,
+    round_text: RoundOption = "final",
 ) -> None:
     """One self-contained HTML report (inline CSS/JS, embedded figures, no network)."""
     from mskbench.output_paths import writable_file
@@ -73,10 +80,11 @@ def report_command(
 
     Store.check_readable(db)  # a bad --db or --out fails in a second, before the analysis libraries load
     writable_file(out, "--out", "report.html")
+    settings = _settings(seed, n_boot, min_subjects, 0.05, None, None, round_text)
     from mskbench.report.report import write_report
 
     with database_errors(db):
-        path = write_report(db, out, _settings(seed, n_boot, min_subjects, 0.05, None, None))
+        path = write_report(db, out, settings)
     typer.echo(f"wrote {path}")
 
 
@@ -88,17 +96,21 @@ def leaderboard_command(
     seed: SeedOption = 0,
     n_boot: BootOption = 1000,
     min_subjects: MinSubjectsOption = 6,
+    round_text: RoundOption = "final",
 ) -> None:
     """A static site: index plus one page per dataset, sortable, with rank intervals."""
     from mskbench.output_paths import writable_folder
+    from mskbench.stats.rounds import check_metrics
     from mskbench.store import Store, database_errors
 
     Store.check_readable(db)  # a bad --db or --out fails in a second, before the analysis libraries load
+    settings = _settings(seed, n_boot, min_subjects, 0.05, None, None, round_text)
+    check_metrics([metric], settings.round)
     writable_folder(out, "--out")
     from mskbench.report.leaderboard import write_leaderboard
 
     with database_errors(db):
-        pages = write_leaderboard(db, out, _settings(seed, n_boot, min_subjects, 0.05, None, None), metric)
+        pages = write_leaderboard(db, out, settings, metric)
     typer.echo(f"wrote {len(pages)} page(s) under {out}; open {out / 'index.html'}")
 
 
@@ -120,6 +132,7 @@ def gate_command(
     seed: SeedOption = 0,
     n_boot: BootOption = 2000,
     min_subjects: MinSubjectsOption = 6,
+    round_text: RoundOption = "final",
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Judge the paired subjects only, instead of rejecting a candidate that lacks "
@@ -131,6 +144,7 @@ def gate_command(
     Store.check_readable(db)  # a bad --db fails in a second, before the analysis libraries load
     from mskbench.stats.gate import METHODS, GateSettings
     from mskbench.stats.gate_run import GateRequest, run_gate, verdict_json, verdict_text
+    from mskbench.stats.rounds import check_metrics, parse_round
 
     if method not in METHODS:
         from mskbench.params import suggest
@@ -138,12 +152,14 @@ def gate_command(
         raise UserError(f"--method {method}: unknown{suggest(method, METHODS)}; choose one of {', '.join(METHODS)}")
     if (biomarker is None) != (max_abs_bias is None):
         raise UserError("--biomarker and --max-abs-bias go together; give both or neither")
+    chosen = parse_round(round_text)
+    check_metrics([metric], chosen)
     request = GateRequest(baseline=baseline, candidate=candidate, datasets=tuple(dataset or ()),
                           prompters=tuple(prompter or ()), metric=metric, structure=structure,
-                          biomarker=biomarker, max_abs_bias=max_abs_bias)
+                          biomarker=biomarker, max_abs_bias=max_abs_bias, round=chosen)
     settings = GateSettings(margin=margin, method=method, n_boot=n_boot, min_subjects=min_subjects, seed=seed,
                             allow_missing=allow_missing)
     with database_errors(db):
         verdicts, promote = run_gate(db, request, settings)
-    typer.echo(verdict_json(verdicts, promote, allow_missing) if json_out else verdict_text(verdicts, promote, request, settings))
+    typer.echo(verdict_json(verdicts, promote, allow_missing, chosen) if json_out else verdict_text(verdicts, promote, request, settings))
     raise typer.Exit(0 if promote else 1)

@@ -2,8 +2,10 @@
 
 Every round is scored (slice and subject rows carry ``round``); an
 interactive cell adds its derived metrics (:mod:`mskbench.interaction.summary`)
-as subject rows of the final round. Biomarkers and the QC thumbnail use the
-final round.
+as subject rows of the final round. Predicted biomarkers are measured on the
+final round, or on every round with ``[biomarkers] rounds = "all"``; reference
+biomarkers do not depend on the round and are stored once with round NULL.
+The QC thumbnail uses the final round.
 """
 
 from __future__ import annotations
@@ -67,6 +69,23 @@ def biomarker_rows(
     return rows
 
 
+def label_volume(predictions: dict[int, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """One round's per-label bool volumes as a label map (later labels win where they overlap)."""
+    labels = np.zeros(shape, dtype=np.int32)
+    for label_id in sorted(predictions):
+        labels[predictions[label_id]] = label_id
+    return labels
+
+
+def _predicted_biomarkers(biomarkers: Sequence[PlannedBiomarker], rounds: Sequence[dict[int, np.ndarray]],
+                          prepared: PreparedSubject, every_round: bool) -> list[dict[str, Any]]:
+    """Prediction rows with their ``round``: the final round, or each round when ``every_round``."""
+    final = len(rounds) - 1
+    chosen = range(len(rounds)) if every_round else [final]
+    return [{**row, "round": r} for r in chosen
+            for row in biomarker_rows(biomarkers, label_volume(rounds[r], prepared.labels.shape), prepared, "prediction")]
+
+
 def _derived_rows(subject_rows: Sequence[dict[str, Any]], final_round: int, base: dict[str, Any]) -> list[dict[str, Any]]:
     """dsc_auc, nsd_auc, final_dsc, final_nsd, noc_80, noc_90 per label, from the per-round subject rows."""
     series: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -108,7 +127,7 @@ def _prompt_rows(base: dict[str, Any], prompts: Sequence[Prompt]) -> list[dict[s
 def cell_records(
     prepared: PreparedSubject, cell_id: str, dataset: str, prediction: CellPrediction, metrics: Sequence[Metric],
     metric_names: Sequence[str] | None, biomarkers: Sequence[PlannedBiomarker],
-    reference_biomarkers: Sequence[dict[str, Any]], qc: bool, detector: bool,
+    reference_biomarkers: Sequence[dict[str, Any]], qc: bool, detector: bool, biomarker_rounds: str = "final",
 ) -> CellRecords:
     """Score every round and assemble the rows of one (subject, cell)."""
     subject = prepared.subject
@@ -130,13 +149,10 @@ def cell_records(
     metric_seconds = time.perf_counter() - began
 
     began = time.perf_counter()
-    predicted_labels = np.zeros(prepared.labels.shape, dtype=np.int32)
-    final = prediction.rounds[-1]
-    for label_id in sorted(final):
-        predicted_labels[final[label_id]] = label_id
-    predicted_biomarkers = biomarker_rows(biomarkers, predicted_labels, prepared, "prediction")
+    predicted_biomarkers = _predicted_biomarkers(biomarkers, prediction.rounds, prepared, biomarker_rounds == "all")
     biomarker_seconds = time.perf_counter() - began
-    tables["biomarkers"] = [{**base, **row} for row in [*reference_biomarkers, *predicted_biomarkers]]
+    reference_rows = [{**row, "round": None} for row in reference_biomarkers]
+    tables["biomarkers"] = [{**base, **row} for row in [*reference_rows, *predicted_biomarkers]]
     tables["prompts"] = _prompt_rows(base, prediction.prompts)
     if detector:
         tables["detections"] = _detection_rows(base, prepared, prediction.prompts)
@@ -150,7 +166,7 @@ def cell_records(
                                ("biomarkers", biomarker_seconds))
     ]
     if qc and prepared.slice_indices:
-        tables["qc_slices"] = [_qc_row(base, prepared, predicted_labels)]
+        tables["qc_slices"] = [_qc_row(base, prepared, label_volume(prediction.rounds[-1], prepared.labels.shape))]
     return CellRecords(cell_id, dataset, subject.id, dict(tables))
 
 

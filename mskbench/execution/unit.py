@@ -31,11 +31,12 @@ from mskbench.protocols import Metric
 
 @dataclass(frozen=True)
 class UnitContext:
-    """What every unit of a plan shares: the prompter objects and the metric selection."""
+    """What every unit of a plan shares: the prompter objects, the metric selection, which rounds get biomarkers."""
 
     prompters: Mapping[str, Any]
     metrics: Sequence[Metric]
     metric_names: Sequence[str] | None
+    biomarker_rounds: str = "final"
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,6 @@ def run_unit(unit: Unit, context: UnitContext, model: Any, on_slice: Callable[[]
         records.append(cell_records(
             prepared, cell.cell_id, unit.dataset, prediction, context.metrics, context.metric_names,
             unit.biomarkers, unit.reference_biomarkers, unit.qc,
-            bool(getattr(context.prompters[cell.prompter], "is_detector", False)),
+            bool(getattr(context.prompters[cell.prompter], "is_detector", False)), context.biomarker_rounds,
         ))
     return records

@@ -24,6 +24,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+DERIVED_METRICS = ("dsc_auc", "nsd_auc", "final_dsc", "final_nsd", "noc_80", "noc_90")
+"""Whole-protocol summaries: stored with the final round, meaningless for any single round."""
+
 
 def auc(values: Sequence[float]) -> float:
     """Normalised trapezoid over rounds 1..K (see module docstring)."""

@@ -106,3 +106,19 @@ def qc_overlay(image: np.ndarray, reference: np.ndarray, prediction: np.ndarray,
     ax.set_axis_off()
     ax.set_title(title, fontsize=7)
     return to_base64(fig)
+
+
+def round_curves_plot(curves: pd.DataFrame, title: str, ylabel: str) -> str:
+    """One line per model over the rounds, with its confidence band shaded."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4), layout="constrained")
+    for model, curve in curves.groupby("model", sort=True):
+        curve = curve.sort_values("round")
+        line, = ax.plot(curve["round"], curve["mean"], marker="o", markersize=3, linewidth=1.2, label=model)
+        ax.fill_between(curve["round"], curve["ci_low"], curve["ci_high"], color=line.get_color(), alpha=0.18,
+                        linewidth=0)
+    ax.set_xticks(sorted(set(curves["round"])))
+    ax.set_xlabel("round (0 = initial prompt)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    return to_base64(fig)

@@ -22,6 +22,7 @@ from mskbench.report.html import Column, esc, field, fmt, note, page, table
 from mskbench.stats import data
 from mskbench.stats.analysis import StatsResults, StatsSettings, compute_stats
 from mskbench.stats.compare import higher_is_better
+from mskbench.stats.rounds import round_label
 
 
 def slug(name: str) -> str:
@@ -153,6 +154,8 @@ def write_leaderboard(db: str | Path, out: str | Path, settings: StatsSettings, 
         make_folder(out, "--out")
         written = manifest_pages(con, out)
         index_rows = []
+        direction = "higher is better" if higher_is_better(metric) else "lower is better"
+        at_round = round_label(settings.round)
         for dataset in sorted(set(results.summary["dataset"])):
             path = out / f"{slug(dataset)}.html"
             sections = []
@@ -164,7 +167,7 @@ def write_leaderboard(db: str | Path, out: str | Path, settings: StatsSettings, 
                                    "mean": rows[0]["mean"], "models": len(rows), "page": path.name})
                 sections.append(f"<h2>Prompter: {esc(prompter)}</h2>"
                                 f"<p class=\"muted\">structure: {esc(rows[0]['structure'])}; ranked by mean "
-                                f"subject {esc(metric)}</p>"
+                                f"subject {esc(metric)} ({direction}) at {esc(at_round)}</p>"
                                 + table(rows, board_columns(rows, metric), table_id=f"board-{slug(prompter)}"))
             body = ('<p><a href="index.html">← all datasets</a></p>' + run_links(con, dataset, "")
                     + ("".join(sections) or note(f"No {metric} rows for this dataset.")))
@@ -173,7 +176,8 @@ def write_leaderboard(db: str | Path, out: str | Path, settings: StatsSettings, 
         columns = [Column("dataset", lambda r: f'<a href="{esc(r["page"])}">{esc(r["dataset"])}</a>',
                           lambda r: r["dataset"]),
                    field("prompter"), field("leader"), field("mean", f"leader mean {metric}"), field("models")]
-        body = ("<p>Rank intervals come from a bootstrap over subjects; ▼ marks a model significantly worse than "
+        body = (f"<p>Ranked by mean subject {esc(metric)} ({direction}) at {esc(at_round)} (--round). "
+                "Rank intervals come from a bootstrap over subjects; ▼ marks a model significantly worse than "
                 "the leader (Wilcoxon signed-rank, Benjamini–Hochberg within the board).</p>"
                 + table(index_rows, columns, table_id="index") + run_links(con, None, ""))
         index = out / "index.html"

@@ -1,7 +1,8 @@
 """`mskbench report`: one self-contained HTML file a researcher can send.
 
 Sections: runs and manifests, the per-cell summary, model comparison and
-rank intervals, subject-Dice plots, biomarker agreement (Bland–Altman and
+rank intervals, subject-Dice plots, Dice-vs-round curves (interactive cells
+only), biomarker agreement (Bland–Altman and
 regression plots), detector-vs-ground-truth prompts, acquisition effects
 (forest plot), QC overlays, and the analysis settings.
 """
@@ -18,13 +19,16 @@ import pandas as pd
 
 from mskbench.report import figures
 from mskbench.report.html import Column, esc, field, fmt, image, note, page, table
+from mskbench.report.interaction import interaction_curves, interaction_section
 from mskbench.report.qc import decode, prompt_boxes, qc_slices
 from mskbench.stats import data
 from mskbench.stats.analysis import StatsResults, StatsSettings, compute_stats
 from mskbench.stats.compare import higher_is_better
+from mskbench.stats.rounds import round_label
 
 SECTIONS = (("runs", "Runs"), ("summary", "Summary"), ("comparison", "Model comparison"),
-            ("distributions", "Subject distributions"), ("agreement", "Biomarker agreement"),
+            ("distributions", "Subject distributions"), ("interaction", "Interaction"),
+            ("agreement", "Biomarker agreement"),
             ("prompts", "Detector vs ground-truth prompts"), ("acquisition", "Acquisition effects"),
             ("qc", "QC overlays"), ("settings", "Settings"))
 
@@ -180,8 +184,9 @@ def qc_section(con: duckdb.DuckDBPyConnection) -> str:
 
 def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> str:
     results = compute_stats(con, settings)
-    values = data.subject_metrics(con)
-    pairs, _ = data.biomarker_pairs(con)
+    values = data.subject_metrics(con, None, settings.round)
+    pairs, _ = data.biomarker_pairs(con, settings.round)
+    curves = interaction_curves(con, settings)
     bodies = {
         "runs": runs_section(con), "summary": summary_section(results),
         "comparison": comparison_section(results), "distributions": distributions_section(results, values),
@@ -189,8 +194,13 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> str
         "acquisition": acquisition_section(results), "qc": qc_section(con),
         "settings": f"<pre>{esc(json.dumps(asdict(settings), indent=2))}</pre>",
     }
-    nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in SECTIONS)
-    body = "".join(section(anchor, title, bodies[anchor]) for anchor, title in SECTIONS)
+    if not curves.empty:
+        bodies["interaction"] = interaction_section(con, curves)
+    shown = [(anchor, title) for anchor, title in SECTIONS if anchor in bodies]
+    nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in shown)
+    header = (f'<p class="muted">Every table and figure below reads {esc(round_label(settings.round))} of each cell '
+              f"(--round {esc(settings.round)}), except the Interaction section, which shows every round.</p>")
+    body = header + "".join(section(anchor, title, bodies[anchor]) for anchor, title in shown)
     return page("mskbench report", body, nav)
 
 

@@ -21,6 +21,7 @@ from mskbench.stats.agreement import agreement_row
 from mskbench.stats.compare import Thresholds, compare_models
 from mskbench.stats.mixed import acquisition_effects
 from mskbench.stats.ranking import ranking
+from mskbench.stats.rounds import FINAL, RoundChoice, check_metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class StatsSettings:
     seed: int = 0
     metrics: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    round: RoundChoice = FINAL
 
     @property
     def tests(self) -> Thresholds:
@@ -112,7 +114,8 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
     """Read the subject-level rows and run every analysis."""
     if settings.models:
         data.check_names(settings.models, data.known_models(con), "--model")
-    values = data.subject_metrics(con, list(settings.metrics) or None)
+    check_metrics(settings.metrics, settings.round)
+    values = data.subject_metrics(con, list(settings.metrics) or None, settings.round)
     if settings.metrics:
         known = set(values["metric"])
         missing = [m for m in settings.metrics if m not in known]
@@ -127,7 +130,7 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
              values.groupby(["dataset", "prompter", "metric", "structure"]).ngroups)
     friedman, pairwise = compare_models(values, settings.tests)
     ranks = ranking(values, lambda key: settings.rng_for(("ranking", *key)), settings.n_boot, settings.min_subjects)
-    pairs, unpaired = data.biomarker_pairs(con)
+    pairs, unpaired = data.biomarker_pairs(con, settings.round)
     if settings.models and not pairs.empty:
         pairs = pairs[pairs["model"].isin(settings.models)]
     coef, vif, status = acquisition_effects(values, data.acquisition(con), settings.min_subjects)
@@ -158,6 +161,7 @@ def write_tables(path: str | Path, results: StatsResults) -> list[str]:
             written.append(table)
         settings = pd.DataFrame([asdict(results.settings) | {
             "metrics": ",".join(results.settings.metrics), "models": ",".join(results.settings.models),
+            "round": str(results.settings.round),
             "created_at": datetime.now(timezone.utc).replace(tzinfo=None)}])
         con.register("_frame", settings)
         con.execute("CREATE OR REPLACE TABLE stats_settings AS SELECT * FROM _frame")

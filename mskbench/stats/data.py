@@ -16,7 +16,10 @@ import numpy as np
 import pandas as pd
 
 from mskbench.errors import StoreError, UserError
+from mskbench.interaction.summary import DERIVED_METRICS
 from mskbench.params import suggest
+from mskbench.stats import rounds
+from mskbench.stats.rounds import FINAL, RoundChoice
 
 REQUIRED_TABLES = ("cells", "subject_metrics")
 ALL_LABELS = "mean over labels"
@@ -54,52 +57,92 @@ def _latest_run_order(con: duckdb.DuckDBPyConnection) -> str:
     return "c.run_id DESC"
 
 
-def _final_round(con: duckdb.DuckDBPyConnection) -> str:
-    """Tie-break within a run: the final interaction round (``--round`` selection is not built yet)."""
-    columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'subject_metrics'").fetchall()}
-    return "m.round DESC" if "round" in columns else "1"
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
 
 
-def subject_metrics(con: duckdb.DuckDBPyConnection, metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per (dataset, model, prompter, subject, structure, metric).
+def _metric_round(con: duckdb.DuckDBPyConnection) -> str:
+    """The round of a subject_metrics row ``m``; databases from before rounds hold round 0 only."""
+    return "m.round" if "round" in _columns(con, "subject_metrics") else "0"
+
+
+def _biomarker_round(con: duckdb.DuckDBPyConnection) -> str:
+    """The round of a biomarkers row ``b``: NULL for a reference (it does not depend on the round).
+
+    A prediction without a round was written before the column existed, when
+    biomarkers were measured on the final round only: it reads as that
+    (cell, subject)'s last scored round.
+    """
+    stored = "b.round" if "round" in _columns(con, "biomarkers") else "NULL"
+    final = (f"(SELECT max({_metric_round(con)}) FROM subject_metrics m WHERE m.run_id = b.run_id "
+             f"AND m.cell_id = b.cell_id AND m.subject_id = b.subject_id)")
+    return f"CASE WHEN b.source = 'reference' THEN NULL ELSE coalesce({stored}, {final}, 0) END"
+
+
+SUBJECT_KEYS = ["dataset", "model", "prompter", "subject_id", "structure", "metric"]
+
+
+def subject_metrics(con: duckdb.DuckDBPyConnection, metrics: Sequence[str] | None = None,
+                    at_round: RoundChoice = FINAL) -> pd.DataFrame:
+    """One row per (dataset, model, prompter, subject, structure, metric) at the chosen round.
 
     Columns: value (seed mean, NaN when every seed was excluded), excluded
     (the value is NaN, e.g. both masks empty), substituted (any seed's value
     was a substitute such as HD95 = image diagonal), n_seeds.
     Adds the structure ``ALL_LABELS``: the subject's mean over its labels.
+    ``at_round`` (:mod:`mskbench.stats.rounds`): ``final`` reads each cell's last
+    round of the latest run; ``N`` reads round N and leaves out derived metrics.
     """
+    rows = _metric_rows(con, metrics, every_round=at_round != FINAL)
+    if at_round != FINAL:
+        rows = rounds.keep_round(rows[~rows["metric"].isin(DERIVED_METRICS)], at_round)
+    return _per_subject(rows, SUBJECT_KEYS)
+
+
+def subject_metric_rounds(con: duckdb.DuckDBPyConnection, metric: str) -> pd.DataFrame:
+    """Like :func:`subject_metrics` for one metric, at every round (column ``round``), for the round curves."""
+    return _per_subject(_metric_rows(con, [metric], every_round=True), [*SUBJECT_KEYS, "round"])
+
+
+def _metric_rows(con: duckdb.DuckDBPyConnection, metrics: Sequence[str] | None, every_round: bool) -> pd.DataFrame:
+    """Seed-level rows of the latest run: every round, or each (cell, subject)'s last round only."""
     where = ""
     params: list[object] = []
     if metrics:
         where = f"WHERE m.metric IN ({', '.join('?' for _ in metrics)})"
         params = list(metrics)
-    rows = con.execute(
+    step = _metric_round(con)
+    return con.execute(
         f"""
         SELECT c.dataset, c.model, c.prompter, c.seed, m.subject_id, m.label_name AS structure,
-               m.metric, m.value, coalesce(m.substituted, false) AS substituted
+               m.metric, m.value, coalesce(m.substituted, false) AS substituted, {step} AS round
         FROM subject_metrics m JOIN cells c USING (run_id, cell_id)
         {where}
         QUALIFY row_number() OVER (
             PARTITION BY c.dataset, c.model, c.prompter, c.seed, m.subject_id, m.label_name, m.metric
-            ORDER BY {_latest_run_order(con)}, {_final_round(con)}) = 1
+                         {', ' + step if every_round else ''}
+            ORDER BY {_latest_run_order(con)}, {step} DESC) = 1
         """,
         params,
     ).df()
+
+
+def _per_subject(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Seed means per ``keys``, plus the mean over labels (structure ``ALL_LABELS``)."""
     if rows.empty:
-        return pd.DataFrame(columns=["dataset", "model", "prompter", "subject_id", "structure", "metric",
-                                     "value", "excluded", "substituted", "n_seeds"])
-    rows["value"] = rows["value"].astype(float)
-    keys = ["dataset", "model", "prompter", "subject_id", "structure", "metric"]
+        return pd.DataFrame(columns=[*keys, "value", "excluded", "substituted", "n_seeds"])
+    rows = rows.assign(value=rows["value"].astype(float))
     per_subject = rows.groupby(keys, sort=True).agg(
         value=("value", "mean"), substituted=("substituted", "any"), n_seeds=("seed", "nunique")
     ).reset_index()
     per_subject["excluded"] = per_subject["value"].isna()
-    return pd.concat([per_subject, _label_mean(per_subject)], ignore_index=True)
+    return pd.concat([per_subject, _label_mean(per_subject, [k for k in keys if k != "structure"])],
+                     ignore_index=True)
 
 
-def _label_mean(per_subject: pd.DataFrame) -> pd.DataFrame:
+def _label_mean(per_subject: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The per-subject mean over labels, for datasets with more than one label."""
-    keys = ["dataset", "model", "prompter", "subject_id", "metric"]
     n_labels = per_subject.groupby("dataset")["structure"].nunique()
     multi = per_subject[per_subject["dataset"].isin(n_labels[n_labels > 1].index)]
     if multi.empty:
@@ -118,8 +161,8 @@ def whole_subject(values: pd.DataFrame) -> pd.DataFrame:
     return values[(values["structure"] == ALL_LABELS) | ~values["dataset"].isin(multi)]
 
 
-def biomarker_pairs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reference and prediction biomarker values side by side.
+def biomarker_pairs(con: duckdb.DuckDBPyConnection, at_round: RoundChoice = FINAL) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and prediction biomarker values side by side, the prediction at the chosen round.
 
     Returns (pairs, dropped): pairs has one row per (dataset, model, prompter,
     structure, biomarker, method, unit, subject, instance) with columns
@@ -128,18 +171,25 @@ def biomarker_pairs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Da
     """
     if "biomarkers" not in tables(con):
         return pd.DataFrame(), pd.DataFrame()
+    step = _biomarker_round(con)
     rows = con.execute(
         f"""
         SELECT c.dataset, c.model, c.prompter, c.seed, b.subject_id, b.structure, b.biomarker,
                coalesce(b.method, '') AS method, coalesce(b.unit, '') AS unit,
-               coalesce(b.instance, 0) AS instance, b.source, b.value
+               coalesce(b.instance, 0) AS instance, b.source, b.value, {step} AS round
         FROM biomarkers b JOIN cells c USING (run_id, cell_id)
         QUALIFY row_number() OVER (
             PARTITION BY c.dataset, c.model, c.prompter, c.seed, b.subject_id, b.structure, b.biomarker,
-                         b.method, b.instance, b.source
-            ORDER BY {_latest_run_order(con)}) = 1
+                         b.method, b.instance, b.source {'' if at_round == FINAL else ', ' + step}
+            ORDER BY {_latest_run_order(con)}, {step} DESC NULLS LAST) = 1
         """
     ).df()
+    if at_round != FINAL:
+        reference = rows["source"] == "reference"
+        chosen = rounds.keep_round(rows[~reference], at_round, "biomarker prediction", required=False,
+                                   hint='; measure every round with [biomarkers] rounds = "all"')
+        cells = chosen[["dataset", "model", "prompter"]].drop_duplicates()
+        rows = pd.concat([rows[reference].merge(cells), chosen], ignore_index=True)
     if rows.empty:
         return pd.DataFrame(), pd.DataFrame()
     rows["value"] = rows["value"].astype(float)

@@ -12,6 +12,7 @@ from mskbench.errors import UserError
 from mskbench.stats import data
 from mskbench.stats.analysis import records
 from mskbench.stats.gate import GateSettings, biomarker_gate, metric_gate
+from mskbench.stats.rounds import FINAL, RoundChoice
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class GateRequest:
     structure: str | None = None
     biomarker: str | None = None
     max_abs_bias: float | None = None
+    round: RoundChoice = FINAL
 
 
 def _distinct(con, sql: str) -> list[str]:
@@ -42,12 +44,12 @@ def run_gate(db: str | Path, request: GateRequest, settings: GateSettings) -> tu
                          "--prompter")
         data.check_names([request.metric], _distinct(con, "SELECT DISTINCT metric FROM subject_metrics ORDER BY 1"),
                          "--metric")
-        values = data.subject_metrics(con, [request.metric])
+        values = data.subject_metrics(con, [request.metric], request.round)
         if request.structure is not None:
             data.check_names([request.structure], sorted(set(values["structure"])), "--structure")
         pairs = pd.DataFrame()
         if request.biomarker is not None:
-            pairs, _ = data.biomarker_pairs(con)
+            pairs, _ = data.biomarker_pairs(con, request.round)
             known = sorted(set(pairs["biomarker"])) if not pairs.empty else []
             data.check_names([request.biomarker], known, "--biomarker")
     finally:
@@ -71,17 +73,18 @@ def _restrict(frame: pd.DataFrame, request: GateRequest) -> pd.DataFrame:
     return frame
 
 
-def verdict_json(verdicts: pd.DataFrame, promote: bool, allow_missing: bool = False) -> str:
+def verdict_json(verdicts: pd.DataFrame, promote: bool, allow_missing: bool = False,
+                 at_round: RoundChoice = FINAL) -> str:
     """``missing_in_candidate`` per check counts the subjects the candidate lacks; ``allow_missing`` says whether
-    they were ignored (``--allow-missing``) instead of rejecting."""
-    return json.dumps({"promote": promote, "allow_missing": allow_missing, "checks": records(verdicts)},
-                      indent=2, default=str)
+    they were ignored (``--allow-missing``) instead of rejecting; ``round`` is the ``--round`` judged."""
+    return json.dumps({"promote": promote, "allow_missing": allow_missing, "round": at_round,
+                       "checks": records(verdicts)}, indent=2, default=str)
 
 
 def verdict_text(verdicts: pd.DataFrame, promote: bool, request: GateRequest, settings: GateSettings) -> str:
     """A short fixed-width table a CI log shows well."""
     header = (f"gate: {request.candidate} vs {request.baseline}  metric={request.metric}  "
-              f"margin={settings.margin:g}  method={settings.method}"
+              f"round={request.round}  margin={settings.margin:g}  method={settings.method}"
               f"{'  allow-missing' if settings.allow_missing else ''}")
     lines = [header, f"{'check':<28} {'structure':<20} {'dataset':<14} {'prompter':<12} {'n':>4} {'missing':>7} "
                      f"{'mean diff':>10} {'95% CI':>20}  verdict"]

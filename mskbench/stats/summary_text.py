@@ -8,6 +8,7 @@ import pandas as pd
 
 from mskbench.stats.analysis import StatsResults
 from mskbench.stats.data import ALL_LABELS
+from mskbench.stats.rounds import round_label
 
 
 def _p(value: float) -> str:
@@ -15,7 +16,7 @@ def _p(value: float) -> str:
 
 
 def stats_text(results: StatsResults, written_to: Path | None) -> str:
-    lines = []
+    lines = [f"Values at {round_label(results.settings.round)} of each cell (--round {results.settings.round})"]
     headline = results.friedman
     if not headline.empty:
         headline = headline[headline["structure"].isin([ALL_LABELS]) | ~headline["dataset"].isin(

@@ -101,6 +101,8 @@ CASES = [
              "models[0].batch_sise: unknown key (did you mean 'batch_size'?)"),
     BadInput("unknown-table-did-you-mean", VALIDATE, appended("[ouput]\ndb = 'x.duckdb'"), "ouput: unknown key (did you mean 'output'?)"),
     BadInput("unknown-output-key", VALIDATE, appended("[output]\ndatabase = 'x.duckdb'"), "output.database: unknown key"),
+    BadInput("biomarker-rounds-value", VALIDATE, appended("[biomarkers]\nrounds = 'every'"),
+             "biomarkers.rounds: 'every' is not one of 'final', 'all'"),
     BadInput("required-plugin-missing", VALIDATE, edit(('plugin = "gt_box"', 'only_supported = false')),
              "prompters[0].plugin: required key is missing"),
     # -- [output] values -----------------------------------------------------------------------------------
