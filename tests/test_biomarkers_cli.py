@@ -88,6 +88,22 @@ def test_thickness_from_files_uses_header_spacing_and_the_slice_axis(capsys, kne
     assert abs(rows[0]["value"] - 2.0) <= 0.5
 
 
+def test_thickness_method_from_files(capsys, tmp_path):
+    # A plate 2 mm thick whose normal is 40 degrees out of the axial slices (axis 2) on 0.5 x 0.5 x 1 mm
+    # voxels: each axial section is 2 / cos 40 = 2.61 mm wide, the plate itself 2 mm thick.
+    z, y, x = np.meshgrid(*(np.arange(n) * s for n, s in ((40, 0.5), (40, 0.5), (20, 1.0))), indexing="ij")
+    tilt = np.deg2rad(40.0)
+    plate = np.abs((y - 10.13) * np.cos(tilt) + (x - 10.0) * np.sin(tilt)) <= 1.0
+    path = tmp_path / "plate.nii.gz"
+    nib.save(nib.Nifti1Image(plate.astype(np.uint8), np.diag([0.5, 0.5, 1.0, 1.0])), str(path))
+    args = ("--mask", str(path), "--biomarker", "cartilage_thickness", "--slice-axis", "axial")
+    [in_slices] = run_json(capsys, *args)
+    [local] = run_json(capsys, *args, "--method", "local_3d")
+    assert in_slices["method"] == "medial_axis_2d" and local["method"] == "local_3d"
+    assert abs(in_slices["value"] - 2.0 / np.cos(tilt)) <= 0.5, in_slices  # the band runs along the rows
+    assert abs(local["value"] - 2.0) <= 0.14, local
+
+
 def test_table_output(capsys, knee_files):
     mask, _ = knee_files
     assert main(["biomarkers", "compute", "--mask", mask, "--biomarker", "tissue_volume", "--labels", "1,9"]) == 0
@@ -113,6 +129,10 @@ def test_bad_inputs_are_one_line_errors(capsys, knee_files, tmp_path):
     assert "--map is only used by" in fail(capsys, "--mask", mask, "--map", t2, "--biomarker", "tissue_volume")
     assert "--labels: 'a'" in fail(capsys, "--mask", mask, "--biomarker", "tissue_volume", "--labels", "1,a")
     assert "did you mean 'axial'" in fail(capsys, "--mask", mask, "--biomarker", "tissue_volume", "--slice-axis", "axal")
+    assert "did you mean 'local_3d'" in fail(capsys, "--mask", mask, "--biomarker", "cartilage_thickness",
+                                             "--method", "local3d")
+    assert "--method is only used by cartilage_thickness" in fail(capsys, "--mask", mask, "--biomarker",
+                                                                  "tissue_volume", "--method", "local_3d")
     assert "not found" in fail(capsys, "--mask", str(tmp_path / "nope.nii.gz"), "--biomarker", "tissue_volume")
     assert "non-integer values" in fail(capsys, "--mask", t2, "--biomarker", "tissue_volume")
     no_spacing = nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), None)

@@ -86,6 +86,8 @@ def test_truth_keys_are_the_biomarker_contract(anatomy):
         expected |= {(q, c) for q in ("t2", "t1rho") for c in [*cartilage, "overall"]}
     if anatomy == "spine":
         expected |= {("disc_height", n) for n in names if n.startswith("disc")}
+    if anatomy == "hip":
+        expected |= {("cartilage_thickness_local_3d", "hip_cartilage")}  # the local_3d method's truth
     assert set(case.truth) == expected
     assert all(np.isfinite(v) and v > 0 for v in case.truth.values())
 

@@ -24,12 +24,20 @@ MAP_BIOMARKERS = ("t2", "t1rho")
 _AFFINE_TOLERANCE_MM = 1e-3
 
 
-def make_biomarker(name: str) -> Biomarker:
-    """The plugin object that computes biomarker ``name`` with default params."""
+def make_biomarker(name: str, method: str | None = None) -> Biomarker:
+    """The plugin object that computes biomarker ``name``; ``method`` only for cartilage thickness."""
+    if method is not None and name != "cartilage_thickness" and name in BIOMARKER_NAMES:
+        raise UserError(f"--method is only used by cartilage_thickness; drop it for {name}")
     if name == "cartilage_thickness":
-        from mskbench.biomarkers.thickness import CartilageThickness
+        from mskbench.biomarkers.thickness import MEDIAL_AXIS_2D, METHODS, CartilageThickness
 
-        return CartilageThickness()
+        method = method or MEDIAL_AXIS_2D
+        if method not in METHODS:
+            raise UserError(
+                f"--method: unknown thickness method {method!r}{suggest(method, METHODS)}; "
+                f"use one of {', '.join(METHODS)}"
+            )
+        return CartilageThickness(method=method)
     if name == "tissue_volume":
         from mskbench.biomarkers.volume import TissueVolume
 
@@ -79,6 +87,7 @@ def compute_from_files(
     map_path: str | Path | None = None,
     label_ids: Sequence[int] | None = None,
     slice_axis: str = "auto",
+    method: str | None = None,
 ) -> list[BiomarkerValue]:
     """Compute one biomarker on a mask file; labels are named ``label_<id>``.
 
@@ -87,7 +96,7 @@ def compute_from_files(
     """
     from mskbench.data.readers import read_volume
 
-    plugin = make_biomarker(biomarker)
+    plugin = make_biomarker(biomarker, method)
     if slice_axis not in SLICE_AXIS_CHOICES:
         raise UserError(
             f"--slice-axis: unknown axis {slice_axis!r}{suggest(slice_axis, SLICE_AXIS_CHOICES)}; "

@@ -1,11 +1,16 @@
-"""Cartilage thickness from 2D medial axes (DESIGN §8).
+"""Cartilage thickness (DESIGN §8): the source study's 2D medial-axis method, or local 3D thickness.
 
-Per slice and cartilage label: the skeleton (``skimage.morphology.skeletonize``)
+``medial_axis_2d`` (the default): per slice and cartilage label: the skeleton (``skimage.morphology.skeletonize``)
 approximates the medial axis; the Euclidean distance transform with the
 in-plane spacing (``scipy.ndimage.distance_transform_edt(sampling=...)``) gives
 the half-thickness there, so thickness = 2 × EDT in mm. The subject value is
 the mean over all skeleton points of all slices. The source study's code scaled
 the EDT by the slice thickness and dropped the factor 2; this does neither.
+A 2D section cuts cartilage that curves through the slice plane obliquely, so
+it reads thicker there (1/cos of the tilt).
+
+``local_3d``: :mod:`mskbench.biomarkers.thickness_3d`, the mean local
+thickness over the label's voxels in 3D, which no slice direction biases.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from skimage.morphology import skeletonize
 
 from mskbench.biomarkers.geometry import in_plane_axes
 from mskbench.biomarkers.inputs import MISSING, checked_spacing, label_boxes
+from mskbench.errors import DataError
 from mskbench.protocols import BiomarkerValue
 from mskbench.types import LabelInfo, Subject
 
-METHOD = "skeleton_2xEDT_mean"
+MEDIAL_AXIS_2D = "medial_axis_2d"
+LOCAL_3D = "local_3d"
+METHODS = (MEDIAL_AXIS_2D, LOCAL_3D)
 
 
 def thickness_samples(mask: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
@@ -51,11 +59,23 @@ def structure_thickness_samples(
     return np.concatenate(samples) if samples else np.empty(0)
 
 
+def structure_local_thickness(labels: np.ndarray, label: int, box: tuple[slice, ...], spacing) -> np.ndarray:
+    """Local 3D thickness (mm) of the voxels of one label inside its bounding box."""
+    from mskbench.biomarkers.thickness_3d import local_thickness_samples
+
+    return local_thickness_samples(labels[box] == label, spacing)
+
+
 class CartilageThickness:
-    """Mean cartilage thickness per label, in mm."""
+    """Mean cartilage thickness per label, in mm, by ``method`` (one of :data:`METHODS`)."""
 
     name = "cartilage_thickness"
     unit = "mm"
+
+    def __init__(self, method: str = MEDIAL_AXIS_2D):
+        if method not in METHODS:
+            raise ValueError(f"unknown thickness method {method!r}; use one of {', '.join(METHODS)}")
+        self.method = method
 
     def compute(
         self,
@@ -66,13 +86,21 @@ class CartilageThickness:
     ) -> list[BiomarkerValue]:
         spacing = checked_spacing(labels, subject)
         in_plane_axes(slice_axis)  # rejects a bad axis even when no label is present
+        if self.method == LOCAL_3D and min(labels.shape) < 2:
+            raise DataError(
+                f"subject {subject.id}: label volume {labels.shape} is a single slice; "
+                f"{LOCAL_3D} thickness needs a 3D volume (use {MEDIAL_AXIS_2D})"
+            )
         boxes = label_boxes(labels, structures)
         values = []
         for structure in structures:
             box = boxes[structure.id]
             value = MISSING
             if box is not None:
-                samples = structure_thickness_samples(labels, structure.id, box, spacing, slice_axis)
-                value = float(samples.mean())
-            values.append(BiomarkerValue(structure.name, self.name, value, self.unit, METHOD))
+                if self.method == LOCAL_3D:
+                    samples = structure_local_thickness(labels, structure.id, box, spacing)
+                else:
+                    samples = structure_thickness_samples(labels, structure.id, box, spacing, slice_axis)
+                value = float(samples.mean()) if samples.size else MISSING
+            values.append(BiomarkerValue(structure.name, self.name, value, self.unit, self.method))
         return values

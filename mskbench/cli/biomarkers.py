@@ -50,13 +50,16 @@ def compute(
     slice_axis: str = typer.Option(
         "auto", "--slice-axis", help="auto (largest spacing; sagittal if isotropic), sagittal, coronal or axial."
     ),
+    method: str | None = typer.Option(
+        None, "--method", help="cartilage_thickness only: medial_axis_2d (default, per slice) or local_3d."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
     """Compute one biomarker per label of a mask file (NaN / null = label missing)."""
     from mskbench.biomarkers.files import compute_from_files
 
     values = compute_from_files(
-        mask, biomarker, map_path=map_file, label_ids=parse_label_ids(labels), slice_axis=slice_axis
+        mask, biomarker, map_path=map_file, label_ids=parse_label_ids(labels), slice_axis=slice_axis, method=method
     )
     rows = [_as_dict(v) for v in values]
     if as_json:

@@ -13,6 +13,8 @@ from mskbench.phantom.shapes import Shape
 from mskbench.types import LabelInfo
 
 MM3_PER_CM3 = 1000.0
+# Truth key of the local_3d cartilage thickness (the 2D method's truth is "cartilage_thickness").
+LOCAL_3D_THICKNESS = "cartilage_thickness_local_3d"
 SLICE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
@@ -83,6 +85,7 @@ class Anatomy:
     shells: dict[str, Shell] = field(default_factory=dict)
     disc_heights: dict[str, float] = field(default_factory=dict)
     maps: tuple[str, ...] = ()
+    local_thickness: dict[str, float] = field(default_factory=dict)
 
     @property
     def axis(self) -> int:
@@ -96,6 +99,8 @@ class Anatomy:
             out[("tissue_volume", s.info.name)] = s.volume_mm3 / MM3_PER_CM3
         for name, height in self.disc_heights.items():
             out[("disc_height", name)] = height
+        for name, thickness in self.local_thickness.items():
+            out[(LOCAL_3D_THICKNESS, name)] = thickness
         for name, shell in self.shells.items():
             out[("cartilage_thickness", name)] = shell.thickness_truth(positions)
         for quantity in self.maps:

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from mskbench.errors import DataError
+from mskbench.phantom.anatomy import LOCAL_3D_THICKNESS
 from mskbench.types import Acquisition, Demographics
 
 log = logging.getLogger(__name__)
 
-UNITS = {"tissue_volume": "cm3", "cartilage_thickness": "mm", "disc_height": "mm", "t2": "ms", "t1rho": "ms"}
+UNITS = {"tissue_volume": "cm3", "cartilage_thickness": "mm", LOCAL_3D_THICKNESS: "mm", "disc_height": "mm",
+         "t2": "ms", "t1rho": "ms"}
 METADATA_COLUMNS = (
     "subject_id", "split", "anatomy",
     *(f.name for f in fields(Demographics)),

@@ -10,7 +10,10 @@ caps' half-angles plus the neck's angular radius, so the labels are disjoint.
 Cartilage thickness truth is not given here: a sphere cut by off-centre
 coronal planes has an in-plane thickness that grows away from the centre, and
 the cap's rim is not rounded, so DESIGN §8's per-slice value has no tidy
-closed form. Volumes are exact.
+closed form. Its 3D thickness is the shell's, ``t_cart`` (truth of the
+``local_3d`` method: the cap curves through every coronal slice); only the
+square rim's corners, under 1 % of the volume, hold smaller inscribed spheres.
+Volumes are exact.
 """
 
 from __future__ import annotations
@@ -78,4 +81,4 @@ def build(rng: np.random.Generator, ctx: BuildContext) -> Anatomy:
         Region(acetabulum, "red_marrow", _INFO["acetabulum"].id),
         Region(cartilage, "cartilage", _INFO["hip_cartilage"].id),
     ]
-    return Anatomy("hip", SLICE_AXIS, Scene(regions), structures, lo, hi)
+    return Anatomy("hip", SLICE_AXIS, Scene(regions), structures, lo, hi, local_thickness={"hip_cartilage": t_cart})

@@ -8,10 +8,10 @@ from mskbench.hookspecs import hookimpl
 from mskbench.params import Param
 
 
-def cartilage_thickness():
+def cartilage_thickness(method: str = "medial_axis_2d"):
     from mskbench.biomarkers.thickness import CartilageThickness
 
-    return CartilageThickness()
+    return CartilageThickness(method=method)
 
 
 def tissue_volume(total: bool = True):
@@ -37,7 +37,14 @@ def mskbench_register_biomarkers(register):
     register(
         name="cartilage_thickness",
         factory=cartilage_thickness,
-        description="Mean cartilage thickness (mm): 2 x EDT at 2D skeleton points, in-plane spacing.",
+        description="Mean cartilage thickness (mm): 2 x EDT at 2D skeleton points, or local 3D thickness.",
+        params={
+            "method": Param(
+                "str", default="medial_axis_2d", choices=["medial_axis_2d", "local_3d"],
+                help="medial_axis_2d: per-slice skeleton, 2 x EDT (source study); "
+                "local_3d: largest inscribed sphere per voxel on a sub-voxel surface.",
+            ),
+        },
     )
     register(
         name="tissue_volume",
