@@ -173,3 +173,51 @@ def test_plan_time_check_names_the_release_when_the_default_folder_is_missing(tm
     write_folder_files(tmp_path / "nnInteractive_v1.0")
     with pytest.raises(CheckpointError, match="fold_0/checkpoint_final.pth does not exist"):
         plugin.preflight({"model_folder": None, "fold": None, "checkpoint_name": "checkpoint_final.pth"}, None)
+
+
+SUITE = """
+[suite]
+name = "nninteractive_clicks"
+seed = 0
+device = "cpu"
+
+[[datasets]]
+name = "spine"
+plugin = "phantom"
+params = {{ anatomy = "spine", subjects = 1, seed = 1, pixel_spacing_min = 1.6, pixel_spacing_max = 1.7 }}
+split = "all"
+labels = ["L3", "disc_L3_L4"]
+
+[[models]]
+name = "nninteractive"
+plugin = "nninteractive"
+params = {{ model_folder = "{folder}", autozoom = false }}
+
+[[prompters]]
+name = "cvpr25_clicks"
+plugin = "clicks"
+params = {{ initial = "box3d", key_slice = "median_slice", mode = "cvpr25", max_shift = 5, rounds = 5, placement = "max_edt_largest_error", space = "volume", feedback = "logits" }}
+
+[metrics]
+names = ["dice", "nsd"]
+
+[biomarkers]
+enabled = false
+"""
+
+
+def test_the_cvpr25_clicks_protocol_runs_end_to_end(folder, tmp_path, capsys):
+    """suites/interactive.toml's prompter: a box3d, then five rounds of clicks placed in the volume."""
+    import duckdb
+
+    from mskbench.cli.main import main
+
+    suite, db = tmp_path / "suite.toml", tmp_path / "r.duckdb"
+    suite.write_text(SUITE.format(folder=folder))
+    assert main(["run", str(suite), "--db", str(db)]) == 0
+    assert "dsc_auc" in capsys.readouterr().out
+    with duckdb.connect(str(db), read_only=True) as con:
+        rounds = con.execute("SELECT DISTINCT round FROM subject_metrics WHERE metric = 'dice' ORDER BY 1").fetchall()
+        [(feedback,)] = con.execute("SELECT DISTINCT params->>'$.feedback_used' FROM cells").fetchall()
+        clicks = con.execute("SELECT count(*) FROM prompts WHERE kind = 'point' AND round > 0").fetchone()[0]
+    assert rounds == [(r,) for r in range(6)] and feedback == "mask" and clicks > 0
