@@ -61,7 +61,7 @@ def fold_names(folds: Sequence[Any] | str) -> list[str]:
     return names
 
 
-def _read_plans(path: Path) -> dict[str, Any]:
+def read_plans(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"nnU-Net model folder {path.parent} has no plans.json; point model_folder at the "
                               "folder nnUNetv2_train wrote (<Trainer>__<Plans>__<configuration>)")
@@ -74,7 +74,7 @@ def _read_plans(path: Path) -> dict[str, Any]:
     return plans
 
 
-def _check_network_names(plans: dict[str, Any], path: Path) -> None:
+def check_network_names(plans: dict[str, Any], path: Path) -> None:
     """The network classes and imported arguments plans.json names, before nnU-Net imports any of them.
 
     Every configuration is checked, since the one run may inherit its
@@ -103,18 +103,26 @@ def _check_network_names(plans: dict[str, Any], path: Path) -> None:
                 )
 
 
+def check_single_channel(dataset_json: Mapping[str, Any], json_path: Path) -> None:
+    """mskbench subjects carry one image, so a model folder's dataset.json must declare one input channel."""
+    channels = dataset_json.get("channel_names", dataset_json.get("modality", {"0": ""}))
+    if not isinstance(channels, dict) or len(channels) != 1:
+        raise PluginError(f"{json_path}: the model takes {len(channels) if isinstance(channels, dict) else '?'} "
+                          "input channels; mskbench subjects have one image, so use a single-channel model")
+
+
 def read_model_folder(folder: str | Path, folds: Sequence[Any] | str, checkpoint_name: str, configuration: str) -> ModelFolder:
     """The checked folder; missing files are :class:`CheckpointError`, a wrong setting :class:`PluginError`."""
     path = Path(folder).expanduser()
     if not path.is_dir():
         raise CheckpointError(f"nnU-Net model folder {path} does not exist; set model_folder to the folder "
                               "nnUNetv2_train wrote (<Trainer>__<Plans>__<configuration>)")
-    plans = _read_plans(path / "plans.json")
+    plans = read_plans(path / "plans.json")
     available = sorted(plans["configurations"])
     if configuration not in plans["configurations"]:
         raise PluginError(f"configuration '{configuration}' is not in {path / 'plans.json'} (it has "
                           f"{', '.join(available)}); set configuration to one of those")
-    _check_network_names(plans, path / "plans.json")
+    check_network_names(plans, path / "plans.json")
     reader = str(plans.get("image_reader_writer", "SimpleITKIO"))
     if reader not in SUPPORTED_READERS:
         raise PluginError(f"{path / 'plans.json'}: image_reader_writer '{reader}' is not supported; mskbench hands "
@@ -127,10 +135,7 @@ def read_model_folder(folder: str | Path, folds: Sequence[Any] | str, checkpoint
         label_names = names_from_dataset_json(dataset_json, json_path)
     except DataError as exc:
         raise CheckpointError(str(exc)) from None
-    channels = dataset_json.get("channel_names", dataset_json.get("modality", {"0": ""}))
-    if not isinstance(channels, dict) or len(channels) != 1:
-        raise PluginError(f"{json_path}: the model takes {len(channels) if isinstance(channels, dict) else '?'} "
-                          "input channels; mskbench subjects have one image, so use a single-channel model")
+    check_single_channel(dataset_json, json_path)
     checkpoints = []
     for fold in fold_names(folds):
         checkpoint = path / f"fold_{fold}" / checkpoint_name

@@ -40,3 +40,18 @@ def from_reader_layout(labels: np.ndarray, axes: Sequence[str]) -> np.ndarray:
     from nibabel.orientations import apply_orientation, axcodes2ornt
 
     return np.ascontiguousarray(apply_orientation(np.asarray(labels).transpose(2, 1, 0), axcodes2ornt(tuple(axes))))
+
+
+def to_reader_index(position: Sequence[int], shape: Sequence[int], axes: Sequence[str]) -> tuple[int, int, int]:
+    """Where voxel ``position`` of the RAS+ grid of ``shape`` lies in :func:`to_reader_layout`'s (k, j, i) array.
+
+    A model that takes coordinates (nnInteractive's boxes and points) needs
+    them on the array it was handed, not on mskbench's grid.
+    """
+    from nibabel.orientations import axcodes2ornt, ornt_transform
+
+    stored = [0, 0, 0]
+    for ras_axis, (file_axis, flip) in enumerate(ornt_transform(axcodes2ornt(RAS), axcodes2ornt(tuple(axes)))):
+        index = int(position[ras_axis])
+        stored[int(file_axis)] = int(shape[ras_axis]) - 1 - index if flip < 0 else index
+    return stored[2], stored[1], stored[0]
