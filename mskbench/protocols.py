@@ -115,6 +115,12 @@ class VolumeModel(Protocol):
     ``slice_index`` it lies on; a label may have several (a 2D prompter makes
     one per slice), and none at all means an automatic call. The result is an
     integer array of ``volume.image``'s shape.
+
+    Optional: ``uses_reference_extent = True`` declares that the model
+    confines its output to a ``box3d``'s ``extent`` (the reference's own first
+    and last slice, ground truth beyond the prompt); the harness then flags the
+    metric and biomarker rows of every cell whose prompts carried an extent
+    (``reference_extent_used``).
     """
 
     supported_prompts: frozenset[str]

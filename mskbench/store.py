@@ -70,18 +70,19 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("slice_index", "INTEGER"),
         ("label", "INTEGER"), ("label_name", "VARCHAR"), ("case_state", "VARCHAR"),
         ("area_fraction", "DOUBLE"), ("size_bin", "VARCHAR"), ("metric", "VARCHAR"), ("value", "DOUBLE"),
-        ("substituted", "BOOLEAN"),
+        ("substituted", "BOOLEAN"), ("reference_extent_used", "BOOLEAN"),
     ],
     "subject_metrics": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("round", "INTEGER"),
         ("label", "INTEGER"),
         ("label_name", "VARCHAR"), ("case_state", "VARCHAR"), ("metric", "VARCHAR"), ("value", "DOUBLE"),
         ("substituted", "BOOLEAN"), ("slice_mean", "DOUBLE"), ("n_slices", "INTEGER"),
+        ("reference_extent_used", "BOOLEAN"),
     ],
     "biomarkers": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("structure", "VARCHAR"),
         ("biomarker", "VARCHAR"), ("method", "VARCHAR"), ("source", "VARCHAR"), ("instance", "INTEGER"),
-        ("value", "DOUBLE"), ("unit", "VARCHAR"), ("round", "INTEGER"),
+        ("value", "DOUBLE"), ("unit", "VARCHAR"), ("round", "INTEGER"), ("reference_extent_used", "BOOLEAN"),
     ],
     "timings": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("round", "INTEGER"),
@@ -504,13 +505,18 @@ def _rollback_quietly(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         log.debug("%s: rollback after a failed write: %s", path, exc)
 
 
+#: what the rows of an older database hold in a column added since (see :func:`add_missing_columns`)
+_UPGRADE_DEFAULTS = {"round": "0", "reference_extent_used": "false"}
+
+
 def add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
     """Bring tables made by an older release up to :data:`TABLES`, so resume and replay can read them.
 
-    Rows from before `round` existed were all initial prompts, so they read as round 0; other new columns are NULL.
-    Biomarkers are the exception: their predictions were measured on the final round, which a constant cannot
-    say, so their `round` stays NULL and readers take NULL as that (cell, subject)'s final round
-    (:func:`mskbench.stats.data.biomarker_pairs`).
+    Rows from before `round` existed were all initial prompts, so they read as round 0; rows from before
+    `reference_extent_used` read as false (no model of an older release used the reference's extent, and
+    `WHERE NOT reference_extent_used` must keep them); other new columns are NULL. Biomarkers' `round` is the
+    exception: their predictions were measured on the final round, which a constant cannot say, so it stays
+    NULL and readers take NULL as that (cell, subject)'s final round (:func:`mskbench.stats.data.biomarker_pairs`).
     """
     present = {(t, c) for t, c in con.execute(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
@@ -518,7 +524,8 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in TABLES.items():
         for column, typ in columns:
             if (table, column) not in present:
-                default = " DEFAULT 0" if column == "round" and table != "biomarkers" else ""
+                upgrade = column in _UPGRADE_DEFAULTS and (table, column) != ("biomarkers", "round")
+                default = f" DEFAULT {_UPGRADE_DEFAULTS[column]}" if upgrade else ""
                 con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {typ}{default}')
                 log.info("added column %s.%s to an older database", table, column)
 

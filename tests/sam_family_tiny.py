@@ -108,6 +108,39 @@ def tiny_sam2(seed: int = 0, config: str = "configs/sam2.1/sam2.1_hiera_t.yaml")
     return model.eval()
 
 
+#: what the video predictor needs on top of :data:`TINY_SAM2_OVERRIDES` (the memory encoder and the positional
+#: encodings the image predictor never runs, at the tiny widths) and a 256 input: at 1024 a frame costs ~2 s on CPU.
+TINY_SAM2_VIDEO_OVERRIDES = [
+    *TINY_SAM2_OVERRIDES,
+    "++model.image_encoder.neck.position_encoding.num_pos_feats=32",
+    "++model.memory_encoder.in_dim=32",
+    "++model.memory_encoder.mask_downsampler.embed_dim=32",
+    "++model.memory_encoder.position_encoding.num_pos_feats=32",
+    "++model.image_size=256",
+    "++model.memory_attention.layer.self_attention.feat_sizes=[16,16]",
+    "++model.memory_attention.layer.cross_attention.feat_sizes=[16,16]",
+]
+
+
+def tiny_sam2_video(seed: int = 0, config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"):
+    """A SAM2VideoPredictor from a packaged config by ``build_sam2_video_predictor`` itself, shrunk as above.
+
+    Random weights put the object score near 0 with either sign, and a negative one blanks every frame
+    (upstream's "object absent"); its head's last bias is raised by 1 so the object is present, as a
+    prompted object is for trained weights.
+    """
+    from sam2.build_sam import build_sam2_video_predictor
+
+    torch.manual_seed(seed)
+    model = build_sam2_video_predictor(
+        config, ckpt_path=None, device="cpu", hydra_overrides_extra=TINY_SAM2_VIDEO_OVERRIDES
+    )
+    _randomise(model, seed, head_gain=20.0)
+    with torch.no_grad():
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(1.0)
+    return model.eval()
+
+
 def assert_same_decision(scores: np.ndarray, reference: np.ndarray, threshold: float, atol: float = 1e-5) -> None:
     """Score maps within ``atol`` of upstream's; thresholded masks identical wherever upstream's
     score is farther than ``atol`` from the threshold (closer pixels are float noise either way,

@@ -5,7 +5,9 @@ interactive cell adds its derived metrics (:mod:`mskbench.interaction.summary`)
 as subject rows of the final round. Predicted biomarkers are measured on the
 final round, or on every round with ``[biomarkers] rounds = "all"``; reference
 biomarkers do not depend on the round and are stored once with round NULL.
-The QC thumbnail uses the final round.
+The QC thumbnail uses the final round. Every metric and biomarker row carries
+``reference_extent_used``: whether the cell's model used the reference's
+extent (see :func:`extent_used`).
 """
 
 from __future__ import annotations
@@ -124,14 +126,28 @@ def _prompt_rows(base: dict[str, Any], prompts: Sequence[Prompt]) -> list[dict[s
     return rows
 
 
+def extent_used(model: Any, prompts: Sequence[Prompt]) -> bool:
+    """Whether a cell's rows rest on the reference's extent beyond the prompt (a leak of ground truth).
+
+    A model that confines its output to a ``box3d`` prompt's ``extent`` (the
+    reference's first and last slice along the slicing axis) says so with
+    ``uses_reference_extent = True``; it used the extent wherever the cell's
+    prompts carried one.
+    """
+    return bool(getattr(model, "uses_reference_extent", False)) and any(p.extent is not None for p in prompts)
+
+
 def cell_records(
     prepared: PreparedSubject, cell_id: str, dataset: str, prediction: CellPrediction, metrics: Sequence[Metric],
     metric_names: Sequence[str] | None, biomarkers: Sequence[PlannedBiomarker],
     reference_biomarkers: Sequence[dict[str, Any]], qc: bool, detector: bool, biomarker_rounds: str = "final",
+    reference_extent_used: bool = False,
 ) -> CellRecords:
-    """Score every round and assemble the rows of one (subject, cell)."""
+    """Score every round and assemble the rows of one (subject, cell); ``reference_extent_used`` flags its
+    metric and biomarker rows (all of them, the reference's biomarkers included: they belong to the cell)."""
     subject = prepared.subject
     base = {"cell_id": cell_id, "subject_id": subject.id}
+    scored = {**base, "reference_extent_used": bool(reference_extent_used)}
     tables: Rows = defaultdict(list)
     labels = [subject.label_map[i] for i in sorted(subject.label_map)]
     began = time.perf_counter()
@@ -139,12 +155,12 @@ def cell_records(
     for r, predictions in enumerate(prediction.rounds):
         slice_rows, subject_rows = score_subject(
             prepared.labels, predictions, labels, prepared.slice_indices, prepared.axis, subject.spacing,
-            metrics, {**base, "round": r}, metric_names, prepared.removed_labels,
+            metrics, {**scored, "round": r}, metric_names, prepared.removed_labels,
         )
         tables["slice_metrics"].extend(slice_rows)
         all_subject_rows.extend(subject_rows)
     if prediction.interactive:
-        all_subject_rows.extend(_derived_rows(all_subject_rows, len(prediction.rounds) - 1, base))
+        all_subject_rows.extend(_derived_rows(all_subject_rows, len(prediction.rounds) - 1, scored))
     tables["subject_metrics"] = all_subject_rows
     metric_seconds = time.perf_counter() - began
 
@@ -152,7 +168,7 @@ def cell_records(
     predicted_biomarkers = _predicted_biomarkers(biomarkers, prediction.rounds, prepared, biomarker_rounds == "all")
     biomarker_seconds = time.perf_counter() - began
     reference_rows = [{**row, "round": None} for row in reference_biomarkers]
-    tables["biomarkers"] = [{**base, **row} for row in [*reference_rows, *predicted_biomarkers]]
+    tables["biomarkers"] = [{**scored, **row} for row in [*reference_rows, *predicted_biomarkers]]
     tables["prompts"] = _prompt_rows(base, prediction.prompts)
     if detector:
         tables["detections"] = _detection_rows(base, prepared, prediction.prompts)

@@ -18,7 +18,7 @@ from typing import Any
 
 from mskbench.data.preprocess import PreparedSubject
 from mskbench.execution.prompts import PromptsBySlice
-from mskbench.execution.records import CellPrediction, CellRecords, cell_records
+from mskbench.execution.records import CellPrediction, CellRecords, cell_records, extent_used
 from mskbench.execution.slice_model import predict_slice_model
 from mskbench.execution.volume_model import predict_volume_model
 from mskbench.model_kinds import ModelKind
@@ -101,5 +101,6 @@ def run_unit(unit: Unit, context: UnitContext, model: Any, on_slice: Callable[[]
             prepared, cell.cell_id, unit.dataset, prediction, context.metrics, context.metric_names,
             unit.biomarkers, unit.reference_biomarkers, unit.qc,
             bool(getattr(context.prompters[cell.prompter], "is_detector", False)), context.biomarker_rounds,
+            reference_extent_used=extent_used(model, prediction.prompts),
         ))
     return records
