@@ -30,10 +30,12 @@ from mskbench_builtins.models import medsam, sam, sam2, samri
 
 #: plugin module, its params, the registry file name of its default checkpoint
 MODEL_PLUGINS = {
-    "sam": (sam, {"variant": "vit_b"}, "sam_vit_b_01ec64.pth"),
+    "sam": (sam, {"variant": "vit_b", "input_convention": "upstream"}, "sam_vit_b_01ec64.pth"),
+    "sam_medsam_input": (sam, {"variant": "vit_b", "input_convention": "medsam"}, "sam_vit_b_01ec64.pth"),
     "medsam": (medsam, {}, "medsam_vit_b.pth"),
     "samri": (samri, {"variant": "bp"}, "samri_vitb_bp.pth"),
-    "sam2": (sam2, {"version": "2.1", "variant": "tiny"}, "sam2.1_hiera_tiny.pt"),
+    "sam2": (sam2, {"version": "2.1", "variant": "tiny", "input_convention": "upstream"}, "sam2.1_hiera_tiny.pt"),
+    "sam2_medsam_input": (sam2, {"version": "2.1", "variant": "tiny", "input_convention": "medsam"}, "sam2.1_hiera_tiny.pt"),
 }
 REFUSED = "contains Python objects that mskbench will not load (only tensors are accepted"
 
