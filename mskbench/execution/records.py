@@ -54,6 +54,14 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def label_volume(masks: dict[int, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """One label volume from per-label bool masks; where masks overlap the higher label id wins."""
+    out = np.zeros(shape, dtype=np.int32)
+    for label_id in sorted(masks):
+        out[masks[label_id]] = label_id
+    return out
+
+
 def biomarker_rows(
     biomarkers: Sequence[PlannedBiomarker], labels: np.ndarray, prepared: PreparedSubject, source: str
 ) -> list[dict[str, Any]]:
@@ -130,10 +138,7 @@ def cell_records(
     metric_seconds = time.perf_counter() - began
 
     began = time.perf_counter()
-    predicted_labels = np.zeros(prepared.labels.shape, dtype=np.int32)
-    final = prediction.rounds[-1]
-    for label_id in sorted(final):
-        predicted_labels[final[label_id]] = label_id
+    predicted_labels = label_volume(prediction.rounds[-1], prepared.labels.shape)
     predicted_biomarkers = biomarker_rows(biomarkers, predicted_labels, prepared, "prediction")
     biomarker_seconds = time.perf_counter() - began
     tables["biomarkers"] = [{**base, **row} for row in [*reference_biomarkers, *predicted_biomarkers]]
