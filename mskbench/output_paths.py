@@ -1,8 +1,8 @@
 """Output paths, checked before any work: "a file I will write" and "a folder I will write".
 
 Every command that writes a file or a folder (report, leaderboard, export,
-models fetch, data phantom, detector train, and the results database of run
-and metrics score) checks its output option with :func:`writable_file` or
+models fetch, data phantom, detector train, predict, and the results database
+of run and metrics score) checks its output option with :func:`writable_file` or
 :func:`writable_folder` first. A folder given for a file, a file given for a
 folder, a path under a regular file, or a place that cannot be written is one
 line and exit code 2 before hours of work. The check creates nothing: it
@@ -11,13 +11,17 @@ probes the nearest existing folder with a temporary file it removes at once
 
 :func:`write_text` and :func:`make_folder` do the writing itself and turn an
 ``OSError`` met later (disk full, the folder removed meanwhile) into the same
-kind of one-line error.
+kind of one-line error; :func:`written_atomically` writes through a temporary
+file and a rename, so no reader ever sees a half-written output.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mskbench.errors import UserError
@@ -72,6 +76,28 @@ def write_text(path: str | Path, text: str, option: str) -> Path:
     except OSError as exc:
         raise OutputPathError(f"{option} {path}: cannot write it ({_reason(exc)}); choose another path") from None
     return path
+
+
+@contextmanager
+def written_atomically(path: str | Path, option: str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on success it replaces ``path`` in one rename.
+
+    An error or a kill while writing leaves no half-written ``path`` (the
+    temporary file is removed on errors; a hidden ``.partial-`` file is all a
+    kill can leave). The temporary name keeps the file's endings, so writers
+    that choose a format by name (``.nii.gz``) behave as for ``path``.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".partial-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise OutputPathError(f"{option} {path}: cannot write it ({_reason(exc)}); choose another path") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _probe_folder(folder: Path, option: str, shown: Path) -> None:

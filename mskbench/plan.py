@@ -186,18 +186,33 @@ def selected_label_map(entry: DatasetEntry, label_map: dict[int, LabelInfo]) -> 
 def _plan_biomarkers(
     suite: Suite, registry: Registry, dataset: Dataset, label_map: dict[int, LabelInfo], where: str
 ) -> list[PlannedBiomarker]:
-    from mskbench.biomarkers.selection import default_biomarkers, select_structures
-
     if not suite.biomarkers_enabled:
         return []
     if suite.biomarkers is None:
-        anatomy = getattr(dataset, "anatomy", None)
-        entries = [
-            (name, spec.get("plugin", name), spec.get("labels"), spec.get("tissues"), spec.get("params", {}))
-            for name, spec in default_biomarkers(anatomy).items()
-        ]
-    else:
-        entries = [(b.name, b.plugin, b.labels, b.tissues, b.params) for b in suite.biomarkers]
+        return default_biomarker_plan(registry, getattr(dataset, "anatomy", None), label_map, where)
+    entries = [(b.name, b.plugin, b.labels, b.tissues, b.params) for b in suite.biomarkers]
+    return _biomarker_plan(registry, entries, label_map, where)
+
+
+def default_biomarker_plan(
+    registry: Registry, anatomy: str | None, label_map: dict[int, LabelInfo], where: str
+) -> list[PlannedBiomarker]:
+    """The anatomy's default biomarkers (:func:`mskbench.biomarkers.selection.default_biomarkers`) on these labels."""
+    from mskbench.biomarkers.selection import default_biomarkers
+
+    entries = [
+        (name, spec.get("plugin", name), spec.get("labels"), spec.get("tissues"), spec.get("params", {}))
+        for name, spec in default_biomarkers(anatomy).items()
+    ]
+    return _biomarker_plan(registry, entries, label_map, where)
+
+
+def _biomarker_plan(
+    registry: Registry, entries: list[tuple[str, str, Any, Any, dict[str, Any]]], label_map: dict[int, LabelInfo],
+    where: str,
+) -> list[PlannedBiomarker]:
+    from mskbench.biomarkers.selection import select_structures
+
     planned = []
     for name, plugin, labels, tissues, params in entries:
         structures = select_structures(label_map, names=labels, tissues=tissues, default_for=plugin)

@@ -151,7 +151,10 @@ class Prompter(Protocol):
 
     ``produces`` is the set of prompt kinds it emits, checked against a
     model's ``supported_prompts`` when the plan is built. The runner stamps
-    the prompter's suite name and seed onto every returned prompt.
+    the prompter's suite name and seed onto every returned prompt. A
+    prompter that never reads ``reference`` declares ``reference_free = True``
+    (``none``, the ``yolo`` detector); only those can prompt `mskbench
+    predict`, which has no reference (it passes an all-zero one).
     """
 
     produces: frozenset[str]

@@ -25,12 +25,11 @@ from mskbench.data.preprocess import (
     PreparedSubject,
     PreprocessConfig,
     prepare_subject,
-    take_slice,
 )
 from mskbench.device import resolve_device
 from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError, UserError
 from mskbench.manifest import build_manifest, sha256_of
-from mskbench.execution.prompts import PromptsBySlice, initial_prompts
+from mskbench.execution.prompts import PromptsBySlice, initial_prompts, slice_arrays
 from mskbench.execution.records import biomarker_rows
 from mskbench.execution.unit import Unit, UnitContext, run_unit
 from mskbench.execution.writer import write_records
@@ -362,9 +361,7 @@ class Runner:
     ) -> tuple[dict[str, PromptsBySlice], dict[str, float]]:
         """Round-0 prompts per cell, made (or replayed) once per (prompter, seed): no model is part of the key."""
         label_ids = sorted(prepared.subject.label_map)
-        axis = prepared.axis
-        images = {k: take_slice(prepared.image, axis, k) for k in prepared.slice_indices}
-        references = {k: take_slice(prepared.labels, axis, k) for k in prepared.slice_indices}
+        images, references = slice_arrays(prepared)
         made: dict[PromptKey, tuple[PromptsBySlice, float]] = {}
         for key in sorted({(c.prompter, c.seed) for c in pending}):
             began = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mskbench.data.preprocess import PreparedSubject
+from mskbench.data.preprocess import PreparedSubject, take_slice
 from mskbench.prompting.box3d import per_slice_boxes
 from mskbench.prompting.seeding import VOLUME, prompt_rng
 from mskbench.protocols import InteractivePrompter, VolumePrompter
@@ -44,6 +44,14 @@ def initial_prompts(
         raw = source.prompts(images[k], references[k], label_ids, rng, where)
         out[k] = [dataclasses.replace(p, prompter=name, seed=derived, slice_index=k) for p in raw]
     return out
+
+
+def slice_arrays(prepared: PreparedSubject) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """The image and reference slice (views) of every slice to evaluate, as :func:`initial_prompts` takes them."""
+    axis = prepared.axis
+    images = {k: take_slice(prepared.image, axis, k) for k in prepared.slice_indices}
+    references = {k: take_slice(prepared.labels, axis, k) for k in prepared.slice_indices}
+    return images, references
 
 
 def slice_view(prompts: PromptsBySlice) -> PromptsBySlice:

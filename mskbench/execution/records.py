@@ -58,6 +58,14 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def label_volume(masks: dict[int, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """One label volume from per-label bool masks; where masks overlap the higher label id wins."""
+    out = np.zeros(shape, dtype=np.int32)
+    for label_id in sorted(masks):
+        out[masks[label_id]] = label_id
+    return out
+
+
 def biomarker_rows(
     biomarkers: Sequence[PlannedBiomarker], labels: np.ndarray, prepared: PreparedSubject, source: str
 ) -> list[dict[str, Any]]:
@@ -69,14 +77,6 @@ def biomarker_rows(
                 "source": source, "instance": value.instance, "value": value.value, "unit": value.unit,
             })
     return rows
-
-
-def label_volume(predictions: dict[int, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    """One round's per-label bool volumes as a label map (later labels win where they overlap)."""
-    labels = np.zeros(shape, dtype=np.int32)
-    for label_id in sorted(predictions):
-        labels[predictions[label_id]] = label_id
-    return labels
 
 
 def _predicted_biomarkers(biomarkers: Sequence[PlannedBiomarker], rounds: Sequence[dict[int, np.ndarray]],

@@ -75,32 +75,44 @@ def _postprocess(prediction: CellPrediction, postprocess: Postprocess, prepared:
     prediction.timings.append((len(prediction.rounds) - 1, -1, "postprocess", time.perf_counter() - began))
 
 
-def run_unit(unit: Unit, context: UnitContext, model: Any, on_slice: Callable[[], None] = lambda: None) -> list[CellRecords]:
-    """The records of every cell of the unit, in the unit's cell order."""
+def unit_predictions(
+    unit: Unit, prompters: Mapping[str, Any], model: Any, on_slice: Callable[[], None] = lambda: None
+) -> dict[str, CellPrediction]:
+    """Every cell's final, post-processed masks, keyed by cell id.
+
+    The one inference path: `mskbench run` scores what this returns and
+    `mskbench predict` writes it, so a mask written by predict is the mask a
+    suite run of the same model, prompter and post-processing would score.
+    """
     prepared, subject, initial = unit.prepared, unit.prepared.subject, unit.initial
     label_ids = sorted(subject.label_map)
     rngs = {cell.cell_id: _round_rng(cell, unit.dataset, subject.id) for cell in unit.cells}
     if unit.kind.kind == "volume":
-        predictions = predict_volume_model(
-            model, unit.model, prepared, unit.cells, context.prompters, initial, label_ids, rngs
-        )
+        predictions = predict_volume_model(model, unit.model, prepared, unit.cells, prompters, initial, label_ids, rngs)
         for _ in prepared.slice_indices:
             on_slice()
     else:
         predictions = predict_slice_model(
-            model, prepared, unit.cells, context.prompters, initial, label_ids, unit.batch_size, rngs, on_slice,
+            model, prepared, unit.cells, prompters, initial, label_ids, unit.batch_size, rngs, on_slice,
             model_label(unit.model, unit.plugin),
         )
-    records = []
     for cell in unit.cells:
         prediction = predictions[cell.cell_id]
         if unit.postprocess.active:
             _postprocess(prediction, unit.postprocess, prepared)
         prediction.prompt_seconds = unit.prompt_seconds.get(cell.cell_id, 0.0)
-        records.append(cell_records(
-            prepared, cell.cell_id, unit.dataset, prediction, context.metrics, context.metric_names,
+    return predictions
+
+
+def run_unit(unit: Unit, context: UnitContext, model: Any, on_slice: Callable[[], None] = lambda: None) -> list[CellRecords]:
+    """The records of every cell of the unit, in the unit's cell order."""
+    predictions = unit_predictions(unit, context.prompters, model, on_slice)
+    return [
+        cell_records(
+            unit.prepared, cell.cell_id, unit.dataset, predictions[cell.cell_id], context.metrics, context.metric_names,
             unit.biomarkers, unit.reference_biomarkers, unit.qc,
             bool(getattr(context.prompters[cell.prompter], "is_detector", False)), context.biomarker_rounds,
-            reference_extent_used=extent_used(model, prediction.prompts),
-        ))
-    return records
+            reference_extent_used=extent_used(model, predictions[cell.cell_id].prompts),
+        )
+        for cell in unit.cells
+    ]

@@ -30,6 +30,7 @@ class NonePrompter:
     """
 
     produces = frozenset({"none"})
+    reference_free = True
 
     def prompts(
         self,

@@ -25,6 +25,7 @@ class YoloPrompter:
 
     produces = frozenset({"box"})
     is_detector = True
+    reference_free = True
 
     def __init__(self, weights: str, conf: float = 0.25, top_k: int = 1, imgsz: int = 0, device: str = "cpu") -> None:
         if not 0.0 <= conf <= 1.0:

@@ -34,21 +34,27 @@ def _png(array: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
+def window_uint8(image: np.ndarray) -> np.ndarray:
+    """The slice as uint8 grey levels over its 1st-99th percentile window (what every QC picture shows)."""
+    image = np.asarray(image, dtype=float)
+    low, high = np.percentile(image, [1, 99])
+    scaled = np.clip((image - low) / (high - low if high > low else 1.0), 0, 1)
+    return (scaled * 255).astype(np.uint8)
+
+
 def encode_qc_slice(image: np.ndarray, reference: np.ndarray, prediction: np.ndarray) -> dict[str, object]:
     """Values for one `qc_slices` row: the slice as uint8 PNG (1st-99th percentile window), label maps as PNG.
 
     Slices larger than MAX_SIDE are shrunk (nearest neighbour for labels);
     `scale` (thumbnail pixels per slice pixel) maps the prompt boxes onto it.
     """
-    image = np.asarray(image, dtype=float)
-    low, high = np.percentile(image, [1, 99])
-    scaled = np.clip((image - low) / (high - low if high > low else 1.0), 0, 1)
+    windowed = window_uint8(image)
     factor = min(1.0, MAX_SIDE / max(image.shape))
     size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
     shrink = (lambda a, interp: cv2.resize(a, size, interpolation=interp)) if factor < 1 else (lambda a, _: a)
     return {
         "scale": factor,
-        "image": _png(shrink((scaled * 255).astype(np.uint8), cv2.INTER_AREA)),
+        "image": _png(shrink(windowed, cv2.INTER_AREA)),
         "reference": _png(shrink(np.asarray(reference, dtype=np.uint8), cv2.INTER_NEAREST)),
         "prediction": _png(shrink(np.asarray(prediction, dtype=np.uint8), cv2.INTER_NEAREST)),
     }

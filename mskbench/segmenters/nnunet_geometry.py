@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-RAS = ("R", "A", "S")
+from mskbench.data.orientation import RAS, file_axes_to_ras, file_spacing, ras_to_file_axes
+
 READERS_ON_RAS = ("NibabelIOWithReorient",)
 
 
@@ -27,19 +28,13 @@ def reader_axes(reader: str, stored_orientation: Sequence[str]) -> tuple[str, ..
 
 def to_reader_layout(raw: np.ndarray, spacing: Sequence[float], axes: Sequence[str]) -> tuple[np.ndarray, list[float]]:
     """The (1, k, j, i) float32 array and (k, j, i) spacing nnU-Net's reader returns for this RAS+ volume."""
-    from nibabel.orientations import apply_orientation, axcodes2ornt, ornt_transform
-
-    to_file = axcodes2ornt(tuple(axes))  # per file axis: the RAS axis it runs along, and its sign
-    stored = apply_orientation(np.asarray(raw), ornt_transform(axcodes2ornt(RAS), to_file))
-    file_spacing = [float(spacing[int(ras_axis)]) for ras_axis in to_file[:, 0]]
-    return np.ascontiguousarray(stored.transpose(2, 1, 0)[None], dtype=np.float32), file_spacing[::-1]
+    stored = ras_to_file_axes(raw, axes)
+    return np.ascontiguousarray(stored.transpose(2, 1, 0)[None], dtype=np.float32), file_spacing(spacing, axes)[::-1]
 
 
 def from_reader_layout(labels: np.ndarray, axes: Sequence[str]) -> np.ndarray:
     """A (k, j, i) label array nnU-Net returned, back on the RAS+ grid."""
-    from nibabel.orientations import apply_orientation, axcodes2ornt
-
-    return np.ascontiguousarray(apply_orientation(np.asarray(labels).transpose(2, 1, 0), axcodes2ornt(tuple(axes))))
+    return file_axes_to_ras(np.asarray(labels).transpose(2, 1, 0), axes)
 
 
 def to_reader_index(position: Sequence[int], shape: Sequence[int], axes: Sequence[str]) -> tuple[int, int, int]:
