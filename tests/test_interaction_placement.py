@@ -70,10 +70,12 @@ def test_edt_ties_are_broken_uniformly_by_the_generator():
 def test_components_use_full_connectivity_and_first_wins_ties():
     # a 3-pixel diagonal is one 8-connected component (three 4-connected ones) and beats a 2-pixel bar
     reference, prediction = masks((7, 7), [(0, 0), (1, 1), (2, 2), (5, 3), (5, 4)])
-    assert largest_component(reference).sum() == 3 and largest_component(reference)[1, 1]
+    component, corner = largest_component(reference)
+    assert component.sum() == 3 and component[1 - corner[0], 1 - corner[1]]
     # equal sizes: the first component in C scan order
     tie, _ = masks((6, 6), [(4, 0), (4, 1), (1, 4), (1, 5)])
-    assert largest_component(tie)[1, 4] and not largest_component(tie)[4, 0]
+    component, corner = largest_component(tie)
+    assert tuple(corner) == (1, 4) and component.shape == (1, 2)
 
 
 def test_edt_in_three_dimensions():
@@ -166,3 +168,16 @@ def test_placing_in_the_box_of_the_masks_gives_the_whole_array_clicks(rule):
         prediction[3:8, 2:8, 5:12] = rng.random((5, 6, 7)) < 0.6
         whole = RULES_BY_NAME[rule](reference, prediction, np.random.default_rng(trial), 1)
         assert place_in_box(rule, reference, prediction, np.random.default_rng(trial), 1) == whole
+
+
+def test_cropping_keeps_radioactive_rounding_in_whole_image_coordinates():
+    """A two-pixel miss at columns 3-4: centroid column 3.5 rounds half to even to 4 in the image; on a crop
+    starting at column 3 it would be 0.5 -> 0, i.e. column 3, unless rounding uses the crop's origin."""
+    reference, prediction = masks((6, 9), reference_pixels=[(2, 3), (2, 4)])
+    whole = component_centroid(reference, prediction, np.random.default_rng(0))
+    assert whole == [Click((2, 4), True)]
+    assert place_in_box("component_centroid", reference, prediction, np.random.default_rng(0)) == whole
+    volume = np.zeros((3, 6, 9), bool)
+    volume[1] = reference
+    clicks = place_in_box("component_centroid", volume, np.zeros_like(volume), np.random.default_rng(0), 0)
+    assert clicks == [Click((1, 2, 4), True)]

@@ -45,6 +45,9 @@ from mskbench.data.preprocess import take_slice
 
 PLACEMENTS: tuple[str, ...] = ("max_edt_largest_error", "component_centroid", "random_error")
 
+#: where a rule's arrays start in the whole image (None: they are the whole image)
+Origin = tuple[int, ...] | None
+
 
 @dataclass(frozen=True)
 class Click:
@@ -54,15 +57,17 @@ class Click:
     positive: bool
 
 
-def largest_component(mask: np.ndarray, ties: str = "first") -> np.ndarray:
-    """The largest fully connected component of ``mask``; ties go to the ``first`` in scan order (CVPR 2025's
-    argmax) or the ``last`` (RadioActive's argsort)."""
+def largest_component(mask: np.ndarray, ties: str = "first") -> tuple[np.ndarray, np.ndarray] | None:
+    """The largest fully connected component of ``mask``, cropped to its bounding box, and the box's corner
+    (None when ``mask`` is empty); ties go to the ``first`` in scan order (CVPR 2025's argmax) or the ``last``
+    (RadioActive's argsort). The crop comes from the labelling itself, so later steps never scan the array."""
     components, count = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
     if count == 0:
-        return np.zeros_like(mask, dtype=bool)
+        return None
     sizes = np.bincount(components.ravel())[1:]
     index = int(np.argmax(sizes)) if ties == "first" else count - 1 - int(np.argmax(sizes[::-1]))
-    return components == index + 1
+    box = ndimage.find_objects(components, max_label=index + 1)[index]
+    return components[box] == index + 1, np.array([s.start for s in box])
 
 
 def _click_at(position: np.ndarray, reference: np.ndarray) -> Click:
@@ -71,30 +76,31 @@ def _click_at(position: np.ndarray, reference: np.ndarray) -> Click:
 
 
 def max_edt_largest_error(
-    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0, origin: Origin = None,
 ) -> list[Click]:
-    """CVPR 2025: the centre (EDT maximum) of the largest error component (``axis`` plays no part)."""
-    component = largest_component(reference != prediction)
-    if not component.any():
+    """CVPR 2025: the centre (EDT maximum) of the largest error component (``axis`` and ``origin`` play no part)."""
+    found = largest_component(reference != prediction)
+    if found is None:
         return []
     # EDT on the component's bounding box padded by one zero voxel: exact (every voxel outside the box is
     # farther than the pad), and the pad makes the array border count as outside, as upstream's padding does.
-    corner = np.argwhere(component).min(axis=0)
-    box = tuple(slice(lo, hi + 1) for lo, hi in zip(corner, np.argwhere(component).max(axis=0)))
-    distance = ndimage.distance_transform_edt(np.pad(component[box], 1))[(slice(1, -1),) * component.ndim]
+    component, corner = found
+    distance = ndimage.distance_transform_edt(np.pad(component, 1))[(slice(1, -1),) * component.ndim]
     candidates = np.argwhere(distance == distance.max()) + corner
     return [_click_at(candidates[rng.integers(len(candidates))], reference)]
 
 
-def _snapped_centroid(component: np.ndarray) -> np.ndarray:
-    """The rounded centroid of a 2D component, or its nearest pixel when the centroid lies outside it."""
-    pixels = np.argwhere(component)
-    centroid = np.round(pixels.mean(axis=0))
+def _snapped_centroid(component: np.ndarray, corner: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """The rounded centroid of a 2D component (cropped at ``corner``), or its nearest pixel when the centroid
+    lies outside it. Rounding half to even is not shift-invariant (2.5 -> 2 but 3.5 -> 4), so it happens in
+    the coordinates of the whole image, ``origin`` being where this array starts in it."""
+    pixels = np.argwhere(component) + corner
+    centroid = np.round(pixels.mean(axis=0) + origin) - origin
     return pixels[np.argmin(((pixels - centroid) ** 2).sum(axis=1))]
 
 
 def component_centroid(
-    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0, origin: Origin = None,
 ) -> list[Click]:
     """RadioActive: the snapped centroid of the largest FN or FP component, per slice along ``axis`` in 3D."""
     false_negative = reference & ~prediction
@@ -103,18 +109,21 @@ def component_centroid(
     if n_fn + n_fp == 0:
         return []
     negative = n_fn == 0 or (n_fp > 0 and bool(rng.binomial(1, n_fp / (n_fn + n_fp))))
-    component = largest_component(false_positive if negative else false_negative, ties="last")
+    component, corner = largest_component(false_positive if negative else false_negative, ties="last")
+    start = np.zeros(reference.ndim, dtype=int) if origin is None else np.asarray(origin)
     if component.ndim == 2:
-        return [_click_at(_snapped_centroid(component), reference)]
+        return [_click_at(_snapped_centroid(component, corner, start), reference)]
     clicks = []
+    in_plane_start = np.delete(start, axis)
     for k in np.flatnonzero(component.any(axis=tuple(a for a in range(component.ndim) if a != axis))):
-        in_plane = _snapped_centroid(largest_component(take_slice(component, axis, k), ties="last"))
-        clicks.append(_click_at(np.insert(in_plane, axis, k), reference))
+        piece, piece_corner = largest_component(take_slice(component, axis, k), ties="last")
+        in_plane = _snapped_centroid(piece, piece_corner + np.delete(corner, axis), in_plane_start)
+        clicks.append(_click_at(np.insert(in_plane, axis, k + corner[axis]), reference))
     return clicks
 
 
 def random_error(
-    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0
+    reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator, axis: int = 0, origin: Origin = None,
 ) -> list[Click]:
     """micro-sam: a uniform false-negative voxel (positive), then a uniform false-positive voxel (negative)."""
     clicks = []
@@ -125,8 +134,9 @@ def random_error(
     return clicks
 
 
-#: (reference, prediction, generator, slice axis) -> the round's clicks; the axis matters to per-slice rules in 3D
-RULES: dict[str, Callable[[np.ndarray, np.ndarray, np.random.Generator, int], list[Click]]] = {
+#: (reference, prediction, generator, slice axis, origin) -> the round's clicks; the axis matters to per-slice
+#: rules in 3D, the origin (where the arrays start in the whole image) to rounding
+RULES: dict[str, Callable[..., list[Click]]] = {
     "max_edt_largest_error": max_edt_largest_error,
     "component_centroid": component_centroid,
     "random_error": random_error,
@@ -151,5 +161,5 @@ def place_in_box(
         extent = np.flatnonzero(union.any(axis=tuple(b for b in range(union.ndim) if b != a)))
         corner.append(int(extent[0]))
         box.append(slice(int(extent[0]), int(extent[-1]) + 1))
-    clicks = RULES[rule](reference[tuple(box)], prediction[tuple(box)], rng, axis)
+    clicks = RULES[rule](reference[tuple(box)], prediction[tuple(box)], rng, axis, tuple(corner))
     return [Click(tuple(v + lo for v, lo in zip(c.position, corner)), c.positive) for c in clicks]
