@@ -28,6 +28,7 @@ from mskbench.interaction.session import volume_model_rounds  # noqa: E402
 from mskbench.plugin_manager import get_registry  # noqa: E402
 from mskbench.prompting.seeding import prompt_rng  # noqa: E402
 from mskbench.protocols import VolumeInput  # noqa: E402
+from figure_png import save_palette_png  # noqa: E402  (docs/ is the script folder)
 
 PROMPTER = "cvpr25_clicks"
 SEED = 0
@@ -87,14 +88,7 @@ def main() -> None:
     fig.suptitle(f"region_growing_3d, CVPR 2025 clicks, phantom knee {subject.id}, label {label} ({name}): cyan "
                  "reference, orange prediction, + positive / x negative clicks on the shown slice; 3D Dice",
                  fontsize=9)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=80)
-    from PIL import Image
-
-    with Image.open(args.out) as png:  # a 256-colour palette keeps the committed file small
-        quantized = png.convert("RGB").quantize(256)
-    quantized.save(args.out, optimize=True)
-    print(f"wrote {args.out}")
+    save_palette_png(fig, args.out, dpi=80)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from mskbench.data.preprocess import PreprocessConfig, prepare_subject, take_sli
 from mskbench.plugin_manager import get_registry  # noqa: E402
 from mskbench.prompting.seeding import prompt_rng  # noqa: E402
 from mskbench.types import SliceRef  # noqa: E402
+from figure_png import save_palette_png  # noqa: E402  (docs/ is the script folder)
 
 PANELS = [
     ("gt_box", "gt_box", {}),
@@ -93,14 +94,7 @@ def main() -> None:
         "superior right); dotted: tight box; * positive, x negative point",
         fontsize=10,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=90)
-    from PIL import Image
-
-    with Image.open(args.out) as png:  # a 256-colour palette keeps the committed file small
-        quantized = png.convert("RGB").quantize(256)
-    quantized.save(args.out, optimize=True)
-    print(f"wrote {args.out}")
+    save_palette_png(fig, args.out, dpi=90)
 
 
 if __name__ == "__main__":

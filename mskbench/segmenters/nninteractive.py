@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,9 +31,11 @@ import numpy as np
 from mskbench.biomarkers.geometry import in_plane_axes
 from mskbench.errors import CheckpointError, PluginError
 from mskbench.protocols import Refinement, VolumeInput
-from mskbench.segmenters.checkpoints import apply_state_dict, load_tensor_file, sha256_file
+from mskbench.segmenters.checkpoints import apply_state_dict, sha256_file
 from mskbench.segmenters.nninteractive_folder import InteractiveFolder, how_to_get, read_interactive_folder
+from mskbench.segmenters.nnunet import read_trainer_checkpoint
 from mskbench.segmenters.nnunet_geometry import from_reader_layout, reader_axes, to_reader_index, to_reader_layout
+from mskbench.segmenters.one_shot import predict_by_refining
 from mskbench.types import Prompt
 
 VOLUME_PROMPTS = frozenset({"box3d", "point"})
@@ -62,16 +64,9 @@ def _quiet_and_seeded() -> Iterator[None]:
 
 def _checkpoint(folder: InteractiveFolder) -> dict[str, Any]:
     """The checkpoint's tensors and plain values, with the entries the network needs."""
-    import torch
-
     path = folder.checkpoint
-    checkpoint = load_tensor_file(path, what="nnInteractive checkpoint", remedy=_REMEDY, numpy_scalars=True)
-    weights = checkpoint.get("network_weights") if isinstance(checkpoint, Mapping) else None
-    init_args = checkpoint.get("init_args") if isinstance(checkpoint, Mapping) else None
-    if (not isinstance(weights, Mapping) or not any(isinstance(v, torch.Tensor) for v in weights.values())
-            or not isinstance(init_args, Mapping) or not isinstance(checkpoint.get("trainer_name"), str)):
-        raise CheckpointError(f"nnInteractive checkpoint {path} lacks network_weights, init_args or trainer_name; {_REMEDY}")
-    configuration = init_args.get("configuration")
+    checkpoint = read_trainer_checkpoint(path, what="nnInteractive checkpoint", remedy=_REMEDY)
+    configuration = checkpoint["init_args"].get("configuration")
     if configuration not in folder.plans["configurations"]:
         raise CheckpointError(f"nnInteractive checkpoint {path} was trained as configuration {configuration!r}, which "
                               f"{folder.path / 'plans.json'} does not have; use the plans.json of its release")
@@ -163,13 +158,7 @@ class NnInteractiveModel:
 
     def predict(self, volume: VolumeInput, prompts: Sequence[Prompt]) -> np.ndarray:
         """Each label from all its prompts, as round 0 of :meth:`refine`."""
-        labels = np.zeros(volume.image.shape, dtype=np.int32)
-        by_label: dict[int, list[Prompt]] = {}
-        for prompt in prompts:
-            by_label.setdefault(prompt.label, []).append(prompt)
-        for label, own in by_label.items():
-            labels[self.refine(volume, own, None).mask] = label
-        return labels
+        return predict_by_refining(self, volume, prompts)
 
     def refine(self, volume: VolumeInput, prompts: Sequence[Prompt], previous: np.ndarray | None) -> Refinement:
         """One label: a fresh run of the session over the previous mask, the box and every click so far."""

@@ -33,16 +33,17 @@ AUTOMATIC = frozenset({"none"})
 _REMEDY = "use the checkpoint nnUNetv2_train wrote"
 
 
-def _fold_checkpoint(path: Path) -> dict[str, Any]:
-    """One fold's checkpoint, tensors and plain values only, with the entries inference needs."""
+def read_trainer_checkpoint(path: Path, what: str = "nnU-Net checkpoint", remedy: str = _REMEDY) -> dict[str, Any]:
+    """A checkpoint as nnU-Net's trainer saves it (nnInteractive's too): tensors and plain values only, with
+    the entries inference needs (network_weights, init_args, trainer_name)."""
     import torch
 
-    checkpoint = load_tensor_file(path, what="nnU-Net checkpoint", remedy=_REMEDY, numpy_scalars=True)
+    checkpoint = load_tensor_file(path, what=what, remedy=remedy, numpy_scalars=True)
     weights = checkpoint.get("network_weights") if isinstance(checkpoint, Mapping) else None
     init_args = checkpoint.get("init_args") if isinstance(checkpoint, Mapping) else None
     if (not isinstance(weights, Mapping) or not any(isinstance(v, torch.Tensor) for v in weights.values())
             or not isinstance(init_args, Mapping) or not isinstance(checkpoint.get("trainer_name"), str)):
-        raise CheckpointError(f"nnU-Net checkpoint {path} lacks network_weights, init_args or trainer_name; {_REMEDY}")
+        raise CheckpointError(f"{what} {path} lacks network_weights, init_args or trainer_name; {remedy}")
     return dict(checkpoint)
 
 
@@ -74,7 +75,7 @@ class NnUNetModel:
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
         folder = self.folder
-        checkpoints = [_fold_checkpoint(path) for path in folder.checkpoints]
+        checkpoints = [read_trainer_checkpoint(path) for path in folder.checkpoints]
         first, first_path = checkpoints[0], folder.checkpoints[0]
         trained_as = first["init_args"].get("configuration")
         if trained_as != folder.configuration:

@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from mskbench.errors import PluginError
 from mskbench.protocols import Refinement, VolumeInput
+from mskbench.segmenters.one_shot import predict_by_refining
 from mskbench.types import Prompt
 
 VOLUME_PROMPTS = frozenset({"box3d", "point"})
@@ -46,13 +47,7 @@ class RegionGrowing3D:
 
     def predict(self, volume: VolumeInput, prompts: Sequence[Prompt]) -> np.ndarray:
         """Each label grown once from all its prompts, as round 0 of :meth:`refine`."""
-        labels = np.zeros(volume.image.shape, dtype=np.int32)
-        by_label: dict[int, list[Prompt]] = {}
-        for prompt in prompts:
-            by_label.setdefault(prompt.label, []).append(prompt)
-        for label, own in by_label.items():
-            labels[self.refine(volume, own, None).mask] = label
-        return labels
+        return predict_by_refining(self, volume, prompts)
 
     def refine(self, volume: VolumeInput, prompts: Sequence[Prompt], previous: np.ndarray | None) -> Refinement:
         image, axis = volume.image.astype(np.float32), volume.axis

@@ -54,7 +54,7 @@ from mskbench.errors import PluginError
 from mskbench.protocols import VolumeInput
 from mskbench.segmenters.prompt_batch import SAM_PROMPTS, check_prompts
 from mskbench.segmenters.sam_catalog import sam2_checkpoint_key, sam2_config
-from mskbench.segmenters.sam_family import Weights, load_weights
+from mskbench.segmenters.sam_family import Weights, load_weights, weights_manifest
 from mskbench.segmenters.torch_utils import check_precision, effective_precision, inference_context, torch_device
 from mskbench.types import Prompt
 
@@ -290,13 +290,7 @@ class Sam2VideoModel:
         """Manifest entry: weights, precision, how frames are made, how far propagation goes, hole filling."""
         hole_filling = "sam2._C" if importlib.util.find_spec("sam2._C") is not None else "skipped (sam2._C not built)"
         return {
-            "architecture": self.architecture,
-            "variant": self.variant,
-            "checkpoint": self.weights.path,
-            "checkpoint_sha256": self.weights.sha256,
-            "precision": self.precision,
-            "device": str(self.device),
-            "preprocessing": self.preprocessing,
+            **weights_manifest(self),
             "image_size": int(self.predictor.image_size),
             "propagation": "propagate_in_video forward, then reverse, from the earliest prompted slice",
             "limit_to_reference_extent": self.limit_to_reference_extent,

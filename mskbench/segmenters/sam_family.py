@@ -133,13 +133,7 @@ class PromptableSegmenter:
     def describe(self) -> dict[str, Any]:
         """Manifest entry: what ran, from which weights, how (``precision``: the one actually used)."""
         return {
-            "architecture": self.architecture,
-            "variant": self.variant,
-            "checkpoint": self.weights.path,
-            "checkpoint_sha256": self.weights.sha256,
-            "precision": self.precision,
-            "device": str(self.device),
-            "preprocessing": self.preprocessing,
+            **weights_manifest(self),
             "single_click_multimask": self.single_click_multimask,
             "supported_prompts": sorted(self.supported_prompts),
         }
@@ -156,6 +150,19 @@ class PromptableSegmenter:
     def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
         """Float score maps (n, H, W) for one prompt group."""
         raise NotImplementedError
+
+
+def weights_manifest(model: Any) -> dict[str, Any]:
+    """The manifest fields every SAM-family model has: architecture, variant, weights, precision, device, preprocessing."""
+    return {
+        "architecture": model.architecture,
+        "variant": model.variant,
+        "checkpoint": model.weights.path,
+        "checkpoint_sha256": model.weights.sha256,
+        "precision": model.precision,
+        "device": str(model.device),
+        "preprocessing": model.preprocessing,
+    }
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
