@@ -6,10 +6,10 @@ plugins stays fast.
 """
 
 from mskbench.hookspecs import hookimpl
-from mskbench_builtins.models import baselines, medsam, nnunet, sam, sam2, samri
+from mskbench_builtins.models import baselines, medsam, nnunet, sam, sam2, samri, segmentanybone
 
 
 @hookimpl
 def mskbench_register_models(register):
-    for module in (baselines, sam, medsam, sam2, samri, nnunet):
+    for module in (baselines, sam, medsam, sam2, samri, nnunet, segmentanybone):
         module.register_plugin(register)
