@@ -258,3 +258,16 @@ def test_a_tiny_model_runs_a_phantom_suite_in_automatic_and_prompted_modes(tmp_p
     con.close()
     assert {(prompter, label) for prompter, label, _ in rows} == {("auto", "femur"), ("box", "femur")}
     assert all(0 <= value <= 1 for *_, value in rows)
+
+
+def test_validate_with_a_foreign_checkpoint_exits_2_in_one_line_when_checkpoints_are_required(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MSKBENCH_CHECKPOINTS", str(tmp_path))
+    torch.save({"image_encoder.blocks.0.attn.qkv.weight": torch.zeros(3, 3)}, tmp_path / "bone_sam.pth")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(textwrap.dedent(SUITE.format()).replace(
+        'plugin = "segmentanybone_tiny"', 'plugin = "segmentanybone"\non_missing_checkpoint = "error"'))
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "first missing 'image_encoder.patch_embed.seq.0.c.weight'" in err
+    assert "first unexpected 'image_encoder.blocks.0.attn.qkv.weight'" in err
