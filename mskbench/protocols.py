@@ -95,7 +95,8 @@ class VolumeInput:
     A model trained on the original intensities and file layout (nnU-Net)
     reads ``raw`` (the loaded intensities, same RAS+ grid, float32),
     ``stored_orientation`` (:attr:`Subject.stored_orientation`) and
-    ``label_names`` (id -> name of the evaluated labels).
+    ``label_names`` (id -> name of the evaluated labels). A model that knows
+    one tissue (SegmentAnyBone: bone) reads ``label_tissues`` (id -> tissue class).
     """
 
     image: np.ndarray
@@ -105,6 +106,7 @@ class VolumeInput:
     raw: np.ndarray | None = None
     stored_orientation: tuple[str, str, str] = ("R", "A", "S")
     label_names: dict[int, str] = field(default_factory=dict)
+    label_tissues: dict[int, str] = field(default_factory=dict)
 
 
 @runtime_checkable

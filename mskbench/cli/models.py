@@ -48,7 +48,7 @@ def models(
     if ctx.invoked_subcommand is not None:
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from mskbench.segmenters.checkpoints import CHECKPOINTS_ENV, checkpoint_dir
 
@@ -58,7 +58,8 @@ def models(
         return
     console = Console()
     console.print(f"Looking in {checkpoint_dir()} (set {CHECKPOINTS_ENV} to change, or `checkpoint = \"PATH\"` per model)")
-    table = Table("name", "plugin", "status", "size")
+    # names are what `mskbench models fetch NAME` takes: never shortened; the path folds instead
+    table = Table(Column("name", no_wrap=True, min_width=max(len(row["name"]) for row in rows)), "plugin", "status", "size")
     table.add_column("path", overflow="fold")
     colours = {"found": "green", "missing": "yellow", "hash_mismatch": "red", "unknown_hash": "cyan"}
     for row in rows:

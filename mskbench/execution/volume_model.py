@@ -26,6 +26,7 @@ def predict_volume_model(
         prepared.image, tuple(subject.spacing), prepared.axis, tuple(label_ids), raw=subject.volume,
         stored_orientation=subject.stored_orientation,
         label_names={label: subject.label_map[label].name for label in label_ids},
+        label_tissues={label: subject.label_map[label].tissue for label in label_ids},
     )
     out = {}
     for cell in cells:

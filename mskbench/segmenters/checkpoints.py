@@ -390,21 +390,29 @@ def load_checkpoint_state(path: Path, expected_sha256: str | None) -> dict[str, 
     return dict(state)
 
 
-def apply_state_dict(module: Any, state: Mapping[str, Any], *, path: Path, arch: str) -> None:
-    """Load ``state`` into a torch module, or one line saying it is for another architecture.
+def check_state_fits(own: Mapping[str, Any], state: Mapping[str, Any], *, path: Path, arch: str) -> None:
+    """One line when ``state`` does not have exactly ``own``'s keys and shapes (tensors, or meta tensors).
 
     torch's own error lists every key over many lines; a user who passed the
-    vit_l file to a vit_b model needs to read that in one line instead.
+    vit_l file to a vit_b model needs to read that in one line instead, with
+    the first missing, unexpected and wrong-shape key named.
     """
-    own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    wrong_shape = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    wrong_shape = [k for k in state if k in own and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
     if missing or unexpected or wrong_shape:
-        example = (wrong_shape or missing or unexpected)[0]
+        firsts = "; ".join(
+            f"first {what} '{keys[0]}'"
+            for what, keys in (("wrong-shape", wrong_shape), ("missing", missing), ("unexpected", unexpected)) if keys
+        )
         raise CheckpointError(
             f"checkpoint {path} does not fit the {arch} architecture ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(wrong_shape)} wrong-shape tensors, e.g. '{example}'); "
+            f"{len(unexpected)} unexpected, {len(wrong_shape)} wrong-shape tensors; {firsts}); "
             f"use the checkpoint made for {arch}"
         )
+
+
+def apply_state_dict(module: Any, state: Mapping[str, Any], *, path: Path, arch: str) -> None:
+    """Load ``state`` into a torch module, or one line saying it is for another architecture."""
+    check_state_fits(module.state_dict(), state, path=path, arch=arch)
     module.load_state_dict(state, strict=True)

@@ -6,10 +6,12 @@ plugins stays fast.
 """
 
 from mskbench.hookspecs import hookimpl
-from mskbench_builtins.models import baselines, medsam, nninteractive, nnunet, sam, sam2, sam2_video, samri
+from mskbench_builtins.models import (
+    baselines, medsam, nninteractive, nnunet, sam, sam2, sam2_video, samri, segmentanybone,
+)
 
 
 @hookimpl
 def mskbench_register_models(register):
-    for module in (baselines, sam, medsam, sam2, sam2_video, samri, nnunet, nninteractive):
+    for module in (baselines, sam, medsam, sam2, sam2_video, samri, nnunet, nninteractive, segmentanybone):
         module.register_plugin(register)
