@@ -183,6 +183,17 @@ class VolumePrompter(Protocol):
 
 
 @runtime_checkable
+class SubjectPrompter(Protocol):
+    """Makes 3D prompts from what is known about the subject, not its pixels: its id, RAS+ ``affine``, grid and
+    label names (``box3d-from-file`` places boxes a person drew in world coordinates); each records its
+    ``slice_index``. It must not read ``subject.labels``."""
+
+    produces: frozenset[str]
+
+    def subject_prompts(self, subject: Subject, labels: Sequence[int], axis: int) -> list[Prompt]: ...
+
+
+@runtime_checkable
 class InteractivePrompter(Protocol):
     """Drives an interactive model (DESIGN §11); :class:`mskbench.interaction.clicks.ClicksPrompter`."""
 

@@ -13,7 +13,7 @@ from mskbench.cli.main import app
 from mskbench.errors import UserError
 
 _FROM_SUITE = ("--model-params", "--checkpoint", "--labels", "--postprocess", "--prompter-params", "--detector",
-               "--anatomy")
+               "--anatomy", "--per-slice")
 
 
 @app.command()
@@ -23,11 +23,12 @@ def predict(
     inputs: Annotated[list[Path] | None, typer.Option("--input", help="NIfTI/MHA/NRRD file or DICOM series folder; repeat for more.")] = None,
     suite: Annotated[Path | None, typer.Option(help="Take the model, prompter, labels and preprocessing from this suite.")] = None,
     dataset: Annotated[str | None, typer.Option(help="With --suite: the dataset entry (its labels; its subjects when no --input).")] = None,
-    prompter: Annotated[str | None, typer.Option(help="Reference-free prompter: none or yolo (default: yolo with --detector, else none).")] = None,
+    prompter: Annotated[str | None, typer.Option(help="Reference-free prompter: none, yolo or box3d-from-file (default: yolo with --detector, else none).")] = None,
     detector: Annotated[Path | None, typer.Option(help="Detector weights for the yolo prompter (from `mskbench detector train`).")] = None,
     model_params: Annotated[str | None, typer.Option(help="Model params as JSON, e.g. '{\"variant\": \"vit_b\"}'.")] = None,
     prompter_params: Annotated[str | None, typer.Option(help="Prompter params as JSON, e.g. '{\"conf\": 0.3}'.")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Model checkpoint file.")] = None,
+    per_slice: Annotated[bool, typer.Option("--per-slice", help="A slice model takes box3d prompts as the box on every slice of the extent.")] = False,
     labels: Annotated[str | None, typer.Option(help="Labels to predict, e.g. 1=femur,2=tibia (default: the detector's).")] = None,
     postprocess: Annotated[str | None, typer.Option(help="Post-processing as JSON, e.g. '{\"fill_holes\": \"slice\"}'.")] = None,
     slice_axis: Annotated[str, typer.Option(help="axial, sagittal, coronal or through_plane.")] = "through_plane",
@@ -70,7 +71,8 @@ def predict(
                             "one; use --format nifti for image files")
     registry = get_registry()
     if suite is not None:
-        given = dict(zip(_FROM_SUITE, (model_params, checkpoint, labels, postprocess, prompter_params, detector, anatomy)))
+        given = dict(zip(_FROM_SUITE, (model_params, checkpoint, labels, postprocess, prompter_params, detector, anatomy,
+                                       per_slice or None)))
         clash = [name for name, value in given.items() if value is not None]
         if clash:
             raise UserError(f"{', '.join(clash)}: taken from the suite's entries with --suite; leave "
@@ -86,6 +88,7 @@ def predict(
             model, setups.parse_json_option(model_params, "--model-params"), checkpoint,
             prompter or ("yolo" if detector is not None else "none"), params, labels,
             setups.parse_json_option(postprocess, "--postprocess"), slice_axis, anatomy, device, registry,
+            per_slice,
         )
     if studies is not None:
         count, stream = len(studies), iter(studies)

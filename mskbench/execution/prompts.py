@@ -17,7 +17,7 @@ import numpy as np
 from mskbench.data.preprocess import PreparedSubject, take_slice
 from mskbench.prompting.box3d import per_slice_boxes
 from mskbench.prompting.seeding import VOLUME, prompt_rng
-from mskbench.protocols import InteractivePrompter, VolumePrompter
+from mskbench.protocols import InteractivePrompter, SubjectPrompter, VolumePrompter
 from mskbench.types import Prompt, SliceRef
 
 PromptsBySlice = dict[int, list[Prompt]]
@@ -33,9 +33,11 @@ def initial_prompts(
     out: PromptsBySlice = {}
     if source is None:
         return out
-    if isinstance(source, VolumePrompter):
+    if isinstance(source, (SubjectPrompter, VolumePrompter)):
         rng, derived = prompt_rng(seed, name, dataset, subject_id, VOLUME)
-        for p in source.volume_prompts(prepared.image, prepared.labels, label_ids, prepared.axis, rng):
+        made = (source.subject_prompts(prepared.subject, label_ids, prepared.axis) if isinstance(source, SubjectPrompter)
+                else source.volume_prompts(prepared.image, prepared.labels, label_ids, prepared.axis, rng))
+        for p in made:
             out.setdefault(p.slice_index, []).append(dataclasses.replace(p, prompter=name, seed=derived))
         return out
     for k in prepared.slice_indices:

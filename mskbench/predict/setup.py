@@ -108,8 +108,9 @@ def _check(setup: PredictSetup, suite_prompters: dict[str, Any] | None = None) -
         in_suite = f"; this suite's reference-free prompters: {', '.join(usable)}" if usable else ""
         raise UserError(
             f"prompter '{setup.prompter_name}' (plugin {setup.prompter_plugin}) places its prompts from the reference "
-            f"labels, which predict does not have; use a prompter that needs no reference: none (automatic models) "
-            f"or a detector (--prompter yolo --detector WEIGHTS.pt){in_suite}"
+            f"labels, which predict does not have; use a prompter that needs no reference: none (automatic models), "
+            f"a detector (--prompter yolo --detector WEIGHTS.pt) or your own boxes (--prompter box3d-from-file)"
+            f"{in_suite}"
         )
     _check_pair(setup, supported_prompts(setup.model.info))
     check_detector = getattr(setup.prompter, "check_label_map", None)
@@ -131,7 +132,7 @@ def _device(requested: str | None, planned: PlannedModel) -> str:
 def from_options(
     model: str, model_params: dict[str, Any], checkpoint: str | None, prompter: str, prompter_params: dict[str, Any],
     labels: str | None, postprocess: dict[str, Any], slice_axis: str, anatomy: str | None, device: str | None,
-    registry: Any,
+    registry: Any, per_slice: bool = False,
 ) -> PredictSetup:
     """A setup from plugin names and params; labels from ``--labels`` or the detector's card."""
     info = registry.get("model", model, "--model")
@@ -139,7 +140,8 @@ def from_options(
     post = Postprocess.from_table(
         validate_params(POSTPROCESS_SCHEMA, postprocess, "--postprocess", noun="key", error=UserError), "--postprocess"
     )
-    planned = PlannedModel(ModelEntry(model, model, params, checkpoint, "error", postprocess=post), info, params,
+    planned = PlannedModel(ModelEntry(model, model, params, checkpoint, "error", postprocess=post,
+                                      per_slice=per_slice), info, params,
                            declared_kind(info.factory, f"--model {model}"))
     if info.preflight is not None:
         info.preflight(params, checkpoint)
@@ -213,7 +215,7 @@ def _suite_prompter(plan: Any, model: str, dataset: str, prompter: str | None, w
     if not usable:
         raise UserError(
             f"{where}: model '{model}' has no reference-free prompter in the suite (its prompters: {', '.join(paired)}); "
-            "add a `none` or `yolo` prompter entry, or predict without --suite"
+            "add a `none`, `yolo` or `box3d-from-file` prompter entry, or predict without --suite"
         )
     raise UserError(f"{where}: model '{model}' has several reference-free prompters ({', '.join(usable)}); "
                     "choose one with --prompter NAME")

@@ -1,4 +1,4 @@
-"""Built-in prompters: none, gt_box, jitter_box, points, box_point, yolo, box3d, clicks.
+"""Built-in prompters: none, gt_box, jitter_box, points, box_point, yolo, box3d, box3d-from-file, clicks.
 
 The semantics of each are in docs/prompters.md; the code lives in
 :mod:`mskbench.prompting`. Factories import their module on first use so
@@ -135,6 +135,16 @@ def mskbench_register_prompters(register):
             "mode": _BOX3D_MODE,
             "max_shift": _BOX3D_SHIFT,
             "resolution": _RESOLUTION,
+        },
+    )
+    register(
+        name="box3d-from-file",
+        factory=_lazy("mskbench.prompting.box_file", "BoxFilePrompter"),
+        description="3D boxes drawn by a person, read from a CSV (subject_id,label,x1,y1,z1,x2,y2,z2 in world mm).",
+        params={
+            "path": Param("path", help="the CSV of boxes: one row per subject and label, two opposite corners"),
+            "space": Param("str", choices=("RAS", "LPS"),
+                           help="the corners' world convention: RAS (3D Slicer's GUI, NIfTI) or LPS (DICOM, ITK)"),
         },
     )
     register(

@@ -50,6 +50,17 @@ def _detector(tmp: Path) -> None:
     make(tmp / "mr-yolov8n-v1.pt", [(19, "vertebrae"), (20, "intervertebral_discs")])
 
 
+def _boxes(row: str):
+    """A box file for the MR study holding one data row."""
+    def setup(tmp: Path) -> None:
+        (tmp / "boxes.csv").write_text(f"subject_id,label,x1,y1,z1,x2,y2,z2\n{row}\n")
+    return setup
+
+
+BOXES = ["--per-slice", "--input", MR, "--labels", "1=femur", "--prompter", "box3d-from-file",
+         "--prompter-params", '{{"path": "{tmp}/boxes.csv", "space": "RAS"}}']
+
+
 BASE = ["predict", "--model", "otsu_box", "--out", "{tmp}/out"]
 CASES = [
     BadInput("several-series", [*BASE, "--input", "{tmp}/mixed"], _two_series, "--series UID", SOURCE),
@@ -65,6 +76,13 @@ CASES = [
     BadInput("no-labels", [*BASE, "--input", MR], None, "--labels", SOURCE),
     BadInput("detector-other-labels", [*BASE, "--input", MR, "--detector", "{tmp}/mr-yolov8n-v1.pt", "--labels",
                                        "1=femur"], _detector, "no class for label 1 (femur)", SOURCE),
+    BadInput("box-file-missing", [*BASE, *BOXES], None, "box file not found", SOURCE),
+    BadInput("box-unknown-label", [*BASE, *BOXES], _boxes("example_mr_sm,tibia,0,0,0,10,10,10"),
+             "boxes.csv: line 2: label 'tibia' is not a label", SOURCE),
+    BadInput("box-outside-image", [*BASE, *BOXES], _boxes("example_mr_sm,femur,9000,9000,9000,9010,9010,9010"),
+             "boxes.csv: line 2: the box of subject 'example_mr_sm' label 'femur' holds no voxel", SOURCE),
+    BadInput("box-bad-number", [*BASE, *BOXES], _boxes("example_mr_sm,femur,0,0,1e,10,10,10"),
+             "boxes.csv: line 2: z1 = '1e' is not a number", SOURCE),
 ]
 
 
