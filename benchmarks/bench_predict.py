@@ -65,7 +65,7 @@ def main() -> None:
         for study in studies:
             rows = []
             for _ in range(args.repeats):
-                infer, (labels, _prepared) = _time(lambda s=study: predict_study(setup, model, s))
+                infer, (labels, _prepared, _lost) = _time(lambda s=study: predict_study(setup, model, s))
                 nifti, _ = _time(lambda: write_nifti(labels, study, 20, out / "mask.nii.gz"))
                 seg = float("nan")
                 if study.dicom is not None:

@@ -3,6 +3,13 @@
 External references: the phantom exporter's NIfTI files (image and truth),
 nibabel reading predict's masks back, and the suite's own `subject_metrics`
 Dice rows for the same (dataset, model, prompter) cell.
+
+The suite scores each label's own mask; predict writes one label per voxel,
+so a label whose mask another (higher) label overlapped scores differently
+from the file. Those labels are the ones the sidecar reports under
+``voxels_lost_to_overlap``: every other label must match exactly, and the
+overlapped ones must be reported (on this detector the femur's box overlaps
+the patella's, which took part of the femur's mask on several slices).
 """
 
 from __future__ import annotations
@@ -62,10 +69,6 @@ def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "open finding: on knee_001 the suite records femur Dice 0.5367 while predict's mask (identical to "
-    "`predict --suite`'s) scores 0.5707 against the same truth; the other labels agree (0 = 0); "
-    "the suite's own rows are reproducible run to run, so run and predict score different femur masks"))
 def test_predict_on_unseen_subjects_matches_the_suite_dice(tmp_path, capsys):
     from mskbench.phantom.export import write_phantom
 
@@ -96,12 +99,16 @@ def test_predict_on_unseen_subjects_matches_the_suite_dice(tmp_path, capsys):
                  json.dumps({"conf": CONF}), "--slice-axis", "sagittal", *inputs, "--out", str(out)]) == 0
 
     names = {int(c["label"]): c["name"] for c in card["classes"]}
-    predict_dice = {}
+    predict_dice, overlapped = {}, set()
     for s in unseen:
+        sidecar = json.loads((out / f"{s}_image.json").read_text())
+        overlapped |= {(s, info["name"]) for info in sidecar["labels"].values() if info["voxels_lost_to_overlap"]}
         mask = np.asanyarray(nib.load(out / f"{s}_image.nii.gz").dataobj)
         truth = np.asanyarray(nib.load(exported / f"{s}_labels.nii.gz").dataobj)
         for label, name in names.items():
             if (mask == label).any() or (truth == label).any():
                 predict_dice[s, name] = _dice(mask == label, truth == label)
-    assert predict_dice == pytest.approx(suite_dice, abs=1e-12)
+    differing = {key for key, value in suite_dice.items() if predict_dice[key] != pytest.approx(value, abs=1e-12)}
+    assert differing <= overlapped, (differing - overlapped, predict_dice, suite_dice)  # every difference explained
+    assert differing, "this detector's femur box overlaps the patella's: the check must see a reported overlap"
     assert max(suite_dice.values()) > 0.2, suite_dice  # the detector found something: the check is not 0 == 0

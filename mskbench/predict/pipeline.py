@@ -65,10 +65,27 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool) -> None:
                         "studies, --overwrite to replace their outputs, or choose an empty folder")
 
 
+def overlap_losses(masks: dict[int, np.ndarray]) -> dict[int, int]:
+    """Voxels of each label's mask that a label map loses to a higher label id (the one it keeps there).
+
+    `mskbench run` scores every label's own mask, which may overlap another's
+    (a SAM-family model answers each prompt alone); a label volume holds one
+    label per voxel, so where masks overlap the written label's Dice differs
+    from the suite's. The sidecar says by how much.
+    """
+    claimed = np.zeros(next(iter(masks.values())).shape, dtype=bool) if masks else None
+    lost = {}
+    for label in sorted(masks, reverse=True):
+        lost[label] = int(np.count_nonzero(masks[label] & claimed))
+        claimed |= masks[label]
+    return lost
+
+
 def predict_study(
     setup: PredictSetup, model: Any, study: Study, on_slice: Any = lambda: None
-) -> tuple[np.ndarray, PreparedSubject]:
-    """The study's post-processed label volume on the RAS+ grid, and the prepared subject it was predicted on."""
+) -> tuple[np.ndarray, PreparedSubject, dict[int, int]]:
+    """The study's post-processed label volume on the RAS+ grid, the prepared subject it was predicted on, and
+    the voxels each label lost to overlaps (:func:`overlap_losses`)."""
     shape = study.volume.array.shape
     subject = build_subject(
         study.id, study.volume, np.zeros(shape, dtype=np.uint8), setup.label_map,
@@ -84,10 +101,17 @@ def predict_study(
     unit = Unit(setup.dataset, prepared, entry.name, setup.model.kind, entry.batch_size, (cell,),
                 {cell.cell_id: prompts}, plugin=entry.plugin, postprocess=entry.postprocess)
     prediction = unit_predictions(unit, {setup.prompter_name: setup.prompter}, model, on_slice)[cell.cell_id]
-    return label_volume(prediction.rounds[-1], shape), prepared
+    final = prediction.rounds[-1]
+    lost = overlap_losses(final)
+    overlapped = {setup.label_map[label].name: n for label, n in lost.items() if n}
+    if overlapped:
+        log.warning("%s: predicted masks overlap; the label map keeps the highest label id there, so these labels "
+                    "lost voxels (per-label Dice in `mskbench run` counts them): %s", study.id,
+                    ", ".join(f"{name} {n}" for name, n in overlapped.items()))
+    return label_volume(final, shape), prepared, lost
 
 
-def _write_study(setup: PredictSetup, study: Study, labels: np.ndarray, prepared: PreparedSubject,
+def _write_study(setup: PredictSetup, study: Study, labels: np.ndarray, prepared: PreparedSubject, lost: dict[int, int],
                  options: PredictOptions, seconds: dict[str, float], written: list[Path]) -> dict[str, Any]:
     """Write one study's outputs (sidecar excepted), listing each in ``written``; return the sidecar's per-study part."""
     out, max_label = options.out, max(setup.label_map, default=1)
@@ -114,7 +138,7 @@ def _write_study(setup: PredictSetup, study: Study, labels: np.ndarray, prepared
         outputs["qc"] = [p.name for p in qc]
     if options.biomarkers:
         record["biomarkers"] = biomarker_rows(setup.biomarkers, labels, prepared, "prediction")
-    record["labels"] = label_summary(labels, setup, prepared.subject.spacing)
+    record["labels"] = label_summary(labels, setup, prepared.subject.spacing, lost)
     record["outputs"] = outputs
     record["seconds"] = {key: round(value, 4) for key, value in seconds.items()}
     return record
@@ -143,10 +167,10 @@ def run_predict(setup: PredictSetup, studies: Iterable[Study], count: int, optio
             if done is None:
                 began = time.perf_counter()
                 progress.start_slices(study.id, study.volume.array.shape[_axis_of(setup, study)])
-                labels, prepared = predict_study(setup, model, study, progress.advance_slice)
+                labels, prepared, lost = predict_study(setup, model, study, progress.advance_slice)
                 written: list[Path] = []
                 try:
-                    record = _write_study(setup, study, labels, prepared, options,
+                    record = _write_study(setup, study, labels, prepared, lost, options,
                                           {"predict": time.perf_counter() - began}, written)
                     write_sidecar(path, run, study, record)
                 except BaseException:  # a study is all its outputs or none of them

@@ -46,12 +46,16 @@ def _detector(prompter: Any) -> dict[str, Any] | None:
             "imgsz": card.imgsz, "meta": card.meta}
 
 
-def label_summary(labels_ras: np.ndarray, setup: PredictSetup, spacing: tuple[float, ...]) -> dict[str, Any]:
+def label_summary(labels_ras: np.ndarray, setup: PredictSetup, spacing: tuple[float, ...],
+                  lost: dict[int, int]) -> dict[str, Any]:
+    """Per label: voxels and volume in the written label map, and ``voxels_lost_to_overlap`` (its own mask's
+    voxels that a higher label took, :func:`mskbench.predict.pipeline.overlap_losses`)."""
     counts = np.bincount(labels_ras.ravel().astype(np.int64), minlength=max(setup.label_map, default=0) + 1)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return {
         str(label): {"name": info.name, "tissue": info.tissue.value, "voxels": int(counts[label]),
-                     "volume_ml": round(int(counts[label]) * voxel_ml, 6)}
+                     "volume_ml": round(int(counts[label]) * voxel_ml, 6),
+                     "voxels_lost_to_overlap": int(lost.get(label, 0))}
         for label, info in sorted(setup.label_map.items())
     }
 
