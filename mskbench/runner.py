@@ -11,28 +11,33 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from mskbench.data.labels import select_labels
-from mskbench.data.preprocess import (
-    WARN_LOST_FRACTION,
-    PreparedSubject,
-    PreprocessConfig,
-    prepare_subject,
-)
+from mskbench.data.preprocess import WARN_LOST_FRACTION, PreparedSubject, PreprocessConfig
 from mskbench.device import resolve_device
 from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError, UserError
-from mskbench.manifest import build_manifest, sha256_of
-from mskbench.execution.prompts import PromptsBySlice, initial_prompts, slice_arrays
-from mskbench.execution.records import biomarker_rows
+from mskbench.execution.executors import check_executor, open_executor
+from mskbench.execution.executors.pool import RetryingPool, TaskFailure
+from mskbench.execution.prompts import PromptsBySlice
+from mskbench.execution.records import CellRecords
+from mskbench.execution.subject_task import (
+    PromptKey,
+    SubjectOutcome,
+    SubjectTask,
+    WorkerState,
+    load_prepared,
+    subject_rows,
+    subject_units,
+)
 from mskbench.execution.unit import Unit, UnitContext, run_unit
 from mskbench.execution.writer import write_records
+from mskbench.manifest import build_manifest
 from mskbench.model_kinds import feedback_given, pair_problem
 from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, construct
 from mskbench.progress import RunProgress
@@ -43,7 +48,6 @@ from mskbench.types import Subject
 
 log = logging.getLogger(__name__)
 
-PromptKey = tuple[str, int]  # (prompter name, seed)
 QC_SUBJECTS_PER_DATASET = 3  # the report's QC overlays come from the first subjects of each dataset
 
 
@@ -56,12 +60,16 @@ class RunOptions:
     replay_prompts: str | None = None
     skip_bad_subjects: bool | None = None
     show_progress: bool = True
+    executor: str | None = None  # None: the suite's [suite] executor
+    workers: int | None = None
+    ray_address: str | None = None
 
 
 @dataclass
 class RunResult:
     run_id: str
     skipped_cells: dict[str, str] = field(default_factory=dict)
+    retried: dict[tuple[str, str], int] = field(default_factory=dict)  # (dataset, subject) -> dead workers
 
 
 def _find_resumable(store: Store, suite_hash: str) -> tuple[str, dict[str, Any] | None] | None:
@@ -125,16 +133,6 @@ def subject_ids(planned: PlannedDataset, limit_subjects: int | None) -> list[str
     return ids[: min(limits)] if limits else ids
 
 
-def load_prepared(planned: PlannedDataset, subject_id: str) -> tuple[Subject, PreparedSubject]:
-    """Load one subject, apply the suite's label selection and preprocessing."""
-    entry = planned.entry
-    subject = planned.dataset.load(subject_id)
-    if entry.labels is not None or entry.merge:
-        subject = select_labels(subject, entry.labels, entry.merge or None)
-    axis = entry.slice_axis or planned.dataset.slice_axis
-    return subject, prepare_subject(subject, axis, planned.preprocess)
-
-
 class Runner:
     """Runs one plan against one store; see :func:`run_plan`."""
 
@@ -174,6 +172,8 @@ class Runner:
                         raise UserError(change)
                 log.warning("resuming run %s", run_id)
                 self.store.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
+                # subjects whose workers died are tried again
+                self.store.execute("DELETE FROM subject_status WHERE run_id = ? AND status = 'failed'", [run_id])
                 self._refresh_cell_status(run_id)
                 return RunResult(run_id, skipped_cells=dict(self.plan.skipped))
             log.warning("nothing to resume for this suite in %s; starting a new run", self.store.path)
@@ -220,7 +220,13 @@ class Runner:
         self.store.execute(
             "UPDATE cells SET status = 'done' WHERE run_id = ? AND status = 'planned'", [result.run_id]
         )
-        self.store.set_run_status(result.run_id, "finished")
+        failed = self.store.execute(
+            "SELECT count(*) FROM subject_status WHERE run_id = ? AND status = 'failed'", [result.run_id]
+        ).fetchone()[0]
+        if failed:  # left open, so --resume tries them again
+            log.warning("run %s: %d (subject, cell) pairs failed (their workers died); --resume tries them again",
+                        result.run_id, failed)
+        self.store.set_run_status(result.run_id, "incomplete" if failed else "finished")
 
     # -- models ------------------------------------------------------------------------------
     def _model(self, name: str, result: RunResult) -> Any:
@@ -306,27 +312,15 @@ class Runner:
             log.warning("skipping subject %s: %s", subject_id, exc)
             return str(exc)
 
-    def record_subject(self, run_id: str, dataset: str, subject: Subject, prepared: PreparedSubject) -> None:
+    def record_subject(self, run_id: str, rows: RowBuffer) -> None:
+        """Write a subject's `subjects` and `preprocessing` rows unless a previous session of the run did."""
+        subject = rows.columns["subjects"]
         exists = self.store.execute(
-            "SELECT 1 FROM subjects WHERE run_id = ? AND dataset = ? AND subject_id = ?", [run_id, dataset, subject.id]
+            "SELECT 1 FROM subjects WHERE run_id = ? AND dataset = ? AND subject_id = ?",
+            [run_id, subject["dataset"][0], subject["subject_id"][0]],
         ).fetchone()
-        if exists:
-            return
-        acq, demo = subject.acquisition, subject.demographics
-        hashes = {path: sha256_of(path) for path in subject.source_files}
-        buffer = RowBuffer()
-        buffer.add(
-            "subjects", run_id=run_id, dataset=dataset, subject_id=subject.id, split=subject.split,
-            anatomy=subject.anatomy, field_strength_t=acq.field_strength_t, vendor=acq.vendor,
-            sequence=acq.sequence, te_ms=acq.te_ms, tr_ms=acq.tr_ms, flip_angle_deg=acq.flip_angle_deg,
-            slice_thickness_mm=acq.slice_thickness_mm, pixel_spacing_mm=acq.pixel_spacing_mm,
-            acquisition_type=acq.acquisition_type, sex=demo.sex, age_years=demo.age_years,
-            weight_kg=demo.weight_kg, spacing=to_json(list(subject.spacing)),
-            shape=to_json(list(subject.volume.shape)), n_slices=len(prepared.slice_indices),
-            source_sha256=to_json(hashes) if hashes else None,
-        )
-        buffer_preprocessing(buffer, run_id, dataset, subject, prepared)
-        self.store.write(buffer)
+        if not exists:
+            self.store.write(rows)
 
     def warn_preprocessing(self, run_id: str) -> None:
         """One warning line per dataset where preprocessing took > 10 % of a reference label (or all of it).
@@ -346,73 +340,71 @@ class Runner:
                 ).fetchone()[0]
                 log.warning("%s", preprocessing_warning(name, planned.preprocess, rows, total))
 
-    def skip_subject(self, run_id: str, dataset: str, subject_id: str, cells: Sequence[Cell], reason: str) -> None:
+    def skip_subject(self, run_id: str, dataset: str, subject_id: str, cells: Sequence[Cell], reason: str,
+                     status: str = "skipped") -> None:
+        """``skipped`` (unreadable data) is final; ``failed`` (its workers died) is tried again by --resume."""
         buffer = RowBuffer()
         for cell in cells:
             buffer.add(
                 "subject_status", run_id=run_id, cell_id=cell.cell_id, dataset=dataset, subject_id=subject_id,
-                status="skipped", reason=reason, finished_at=utcnow(),
+                status=status, reason=reason, finished_at=utcnow(),
             )
         self.store.write(buffer)
 
     # -- one subject, all pending cells ------------------------------------------------------
-    def subject_prompts(
-        self, dataset: str, prepared: PreparedSubject, pending: Sequence[Cell]
-    ) -> tuple[dict[str, PromptsBySlice], dict[str, float]]:
-        """Round-0 prompts per cell, made (or replayed) once per (prompter, seed): no model is part of the key."""
-        label_ids = sorted(prepared.subject.label_map)
-        images, references = slice_arrays(prepared)
-        made: dict[PromptKey, tuple[PromptsBySlice, float]] = {}
-        for key in sorted({(c.prompter, c.seed) for c in pending}):
-            began = time.perf_counter()
-            if self.replay is not None:
-                prompts = self.replay.subject_prompts(dataset, key[0], key[1], prepared.subject.id)
-            else:
-                prompts = initial_prompts(
-                    self.plan.prompters[key[0]], key[0], key[1], dataset, prepared, label_ids, images, references
-                )
-            made[key] = (prompts, time.perf_counter() - began)
-        initial = {c.cell_id: made[(c.prompter, c.seed)][0] for c in pending}
-        seconds = {c.cell_id: made[(c.prompter, c.seed)][1] for c in pending}
-        return initial, seconds
+    def replayed_prompts(self, dataset: str, subject_id: str, pending: Sequence[Cell]) -> dict[PromptKey, PromptsBySlice] | None:
+        """Under --replay-prompts, the recorded round-0 prompts of the subject per (prompter, seed); else None."""
+        if self.replay is None:
+            return None
+        keys = sorted({(c.prompter, c.seed) for c in pending})
+        return {key: self.replay.subject_prompts(dataset, key[0], key[1], subject_id) for key in keys}
 
     def run_subject(
         self, result: RunResult, planned: PlannedDataset, prepared: PreparedSubject,
         pending: Sequence[Cell], progress: RunProgress, qc: bool = False,
     ) -> None:
         """Schedule one unit per model with pending cells, run it here, hand its records to the writer."""
-        dataset = planned.entry.name
-        initial, prompt_seconds = self.subject_prompts(dataset, prepared, pending)
-        reference = biomarker_rows(planned.biomarkers, prepared.labels, prepared, "reference")
-        by_model: dict[str, list[Cell]] = defaultdict(list)
-        for cell in pending:
-            by_model[cell.model].append(cell)
-        for model_name, cells in by_model.items():
-            model = self._model(model_name, result)
-            if model is None:
-                continue
-            planned_model = self.plan.models[model_name]
-            unit = Unit(
-                dataset, prepared, model_name, planned_model.kind, planned_model.entry.batch_size, tuple(cells),
-                initial={c.cell_id: initial[c.cell_id] for c in cells},
-                prompt_seconds={c.cell_id: prompt_seconds[c.cell_id] for c in cells},
-                biomarkers=tuple(planned.biomarkers), reference_biomarkers=tuple(reference), qc=qc,
-                plugin=planned_model.entry.plugin, postprocess=planned_model.entry.postprocess,
-            )
-            for records in run_unit(unit, self.context, model, progress.advance_slice):
-                write_records(self.store, result.run_id, records)
+        replayed = self.replayed_prompts(planned.entry.name, prepared.subject.id, pending)
+        for unit in subject_units(self.plan, planned, prepared, pending, replayed, qc):
+            self.run_unit_here(result, unit, progress.advance_slice)
 
+    def run_unit_here(self, result: RunResult, unit: Unit, on_slice: Callable[[], None] = lambda: None) -> None:
+        """Run a unit with the model this process holds (none: the model was skipped) and write its records."""
+        model = self._model(unit.model, result)
+        if model is not None:
+            self.write_all(result, run_unit(unit, self.context, model, on_slice))
 
-def buffer_preprocessing(buffer: RowBuffer, run_id: str, dataset: str, subject: Subject, prepared: PreparedSubject) -> None:
-    """The subject's `preprocessing` rows: reference voxels per label before and after small-object removal."""
-    for label_id, counts in sorted(prepared.label_voxels.items()):
-        info = subject.label_map.get(label_id)
-        buffer.add(
-            "preprocessing", run_id=run_id, dataset=dataset, subject_id=subject.id, label=label_id,
-            label_name=info.name if info is not None else str(label_id), voxels_before=counts.before,
-            voxels_after=counts.after, lost_fraction=counts.lost_fraction, outcome=counts.outcome,
-            min_object_pixels=prepared.min_pixels, min_object_voxels=prepared.min_voxels,
-        )
+    def write_all(self, result: RunResult, records: Sequence[CellRecords]) -> None:
+        for cell_records in records:
+            write_records(self.store, result.run_id, cell_records)
+
+    # -- worker executors --------------------------------------------------------------------
+    def _needs_device(self, name: str) -> bool:
+        """A torch model on an accelerator runs in this process, which owns the device; CPU models go to workers."""
+        info = self.plan.models[name].info
+        return self.device != "cpu" and ("torch" in info.requires or "checkpoint" in info.requires)
+
+    def open_executor(self, result: RunResult, executor: str, workers: int | None, ray_address: str | None,
+                      work: dict[str, list[tuple[int, str, list[Cell]]]]) -> RetryingPool:
+        """Build each model with pending cells once here (manifest, checks), then start workers holding the CPU ones."""
+        names = sorted({cell.model for items in work.values() for _, _, pending in items for cell in pending})
+        built = {name: self._model(name, result) for name in names}
+        held = {name: model for name, model in built.items() if model is not None and not self._needs_device(name)}
+        state = WorkerState(self.plan, result.run_id, held, self.context, self.skip_bad_subjects)
+        return open_executor(executor, state, workers, ray_address)
+
+    def write_outcome(self, result: RunResult, outcome: SubjectOutcome | TaskFailure) -> None:
+        """A worker's answer into the database; units it deferred (device models) run here first."""
+        task = outcome.task
+        if isinstance(outcome, TaskFailure):
+            self.skip_subject(result.run_id, task.dataset, task.subject_id, task.cells, outcome.reason, status="failed")
+        elif outcome.skipped is not None:
+            self.skip_subject(result.run_id, task.dataset, task.subject_id, task.cells, outcome.skipped)
+        else:
+            self.record_subject(result.run_id, outcome.subject_rows)
+            self.write_all(result, outcome.records)
+            for unit in outcome.deferred:
+                self.run_unit_here(result, unit)
 
 
 def preprocessing_warning(dataset: str, config: PreprocessConfig, rows: Sequence[tuple[str, str, str]], total: int) -> str:
@@ -469,8 +461,48 @@ def _prefetch(runner: Runner, planned: PlannedDataset, work: Sequence[tuple[int,
                 pending_future.cancel()
 
 
+def _subject_work(plan: Plan, name: str, ids: Sequence[str], finished: set[tuple[str, str]],
+                  skipped: dict[str, str]) -> list[tuple[int, str, list[Cell]]]:
+    """(position in the selection, subject id, pending cells) of each subject of the dataset with work left."""
+    cells = plan.cells_for(name)
+    work = [(position, subject_id, _pending_cells(cells, subject_id, finished, skipped)) for position, subject_id in enumerate(ids)]
+    return [item for item in work if item[2]]
+
+
+def _run_here(runner: Runner, result: RunResult, planned: PlannedDataset, work: Sequence[tuple[int, str, list[Cell]]],
+              progress: RunProgress) -> None:
+    """The `local` executor: load the next subject in the background, run its units in this process."""
+    name = planned.entry.name
+    for position, subject_id, pending, loaded in _prefetch(runner, planned, work):
+        if isinstance(loaded, str):
+            runner.skip_subject(result.run_id, name, subject_id, pending, loaded)
+        else:
+            subject, prepared = loaded
+            runner.record_subject(result.run_id, subject_rows(result.run_id, name, subject, prepared))
+            progress.start_slices(subject_id, len(prepared.slice_indices) * len({c.model for c in pending}))
+            runner.run_subject(result, planned, prepared, pending, progress, position < QC_SUBJECTS_PER_DATASET)
+        progress.advance_subject()
+
+
+def _run_on_workers(runner: Runner, result: RunResult, pool: RetryingPool, name: str,
+                    work: Sequence[tuple[int, str, list[Cell]]], progress: RunProgress) -> None:
+    """The `processes` and `ray` executors: workers compute each subject, this process writes what they return."""
+    tasks = [
+        SubjectTask(name, subject_id, tuple(pending), position < QC_SUBJECTS_PER_DATASET,
+                    runner.replayed_prompts(name, subject_id, pending))
+        for position, subject_id, pending in work
+    ]
+    for outcome in pool.run(tasks):
+        runner.write_outcome(result, outcome)
+        progress.advance_subject()
+
+
 def run_plan(plan: Plan, options: RunOptions) -> RunResult:
     """Run every pending (subject, cell) of the plan; safe to kill and ``--resume``."""
+    executor = options.executor or plan.suite.executor
+    workers = options.workers if options.workers is not None else plan.suite.workers
+    ray_address = options.ray_address or plan.suite.ray_address
+    check_executor(executor, workers, ray_address)
     selection = {name: subject_ids(planned, options.limit_subjects) for name, planned in plan.datasets.items()}
     for name, ids in selection.items():
         if not ids:
@@ -482,28 +514,19 @@ def run_plan(plan: Plan, options: RunOptions) -> RunResult:
         runner = Runner(plan, store, options)
         result = runner.start(selection)
         finished = store.finished_pairs(result.run_id)
-        with RunProgress(enabled=options.show_progress) as progress:
+        work = {name: _subject_work(plan, name, selection[name], finished, result.skipped_cells) for name in plan.datasets}
+        pool = None if executor == "local" else runner.open_executor(result, executor, workers, ray_address, work)
+        with RunProgress(enabled=options.show_progress) as progress, pool or nullcontext():
             for name, planned in plan.datasets.items():
-                cells = plan.cells_for(name)
-                ids = selection[name]
-                progress.start_dataset(name, len(ids))
-                work = []
-                for position, subject_id in enumerate(ids):
-                    pending = _pending_cells(cells, subject_id, finished, result.skipped_cells)
-                    if pending:
-                        work.append((position, subject_id, pending))
-                    else:
-                        progress.advance_subject()
-                for position, subject_id, pending, loaded in _prefetch(runner, planned, work):
-                    if isinstance(loaded, str):
-                        runner.skip_subject(result.run_id, name, subject_id, pending, loaded)
-                    else:
-                        subject, prepared = loaded
-                        runner.record_subject(result.run_id, name, subject, prepared)
-                        progress.start_slices(subject_id, len(prepared.slice_indices) * len({c.model for c in pending}))
-                        qc = position < QC_SUBJECTS_PER_DATASET
-                        runner.run_subject(result, planned, prepared, pending, progress, qc)
+                progress.start_dataset(name, len(selection[name]))
+                for _ in range(len(selection[name]) - len(work[name])):
                     progress.advance_subject()
+                if pool is None:
+                    _run_here(runner, result, planned, work[name], progress)
+                else:
+                    _run_on_workers(runner, result, pool, name, work[name], progress)
+        if pool is not None:
+            result.retried = dict(pool.deaths)
         runner.finish(result)
         return result
     finally:

@@ -26,6 +26,7 @@ from mskbench.postprocess import POSTPROCESS_SCHEMA, Postprocess
 
 MAX_SEED = 2**31 - 1
 DEFAULT_DB = "results/mskbench.duckdb"
+EXECUTOR = Param("str", "local", choices=("local", "processes", "ray"), help="where subjects are computed (docs/scaling.md)")
 DEVICE = Param("str", "auto", help="auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:[0-9]+)?")
 _SLICE_AXES = ("axial", "sagittal", "coronal", "through_plane")
 _SPLITS = ("train", "val", "test", "all")
@@ -53,7 +54,12 @@ SUITE_SCHEMA: ParamsSchema = {
     "seed": Param("int", 0, minimum=0, maximum=MAX_SEED),
     "seeds": Param("list", None, items="int", min_items=1, minimum=0, maximum=MAX_SEED),
     "device": DEVICE,
+    "executor": EXECUTOR,
+    "workers": Param("int", None, minimum=1, help="worker processes or Ray actors (default: the CPU count)"),
+    "ray_address": Param("str", None, help="an existing Ray cluster, host:port (default: start Ray locally)"),
 }
+# how a suite is executed never changes its results, so it is no part of the suite's identity (--resume)
+EXECUTION_KEYS = ("executor", "workers", "ray_address")
 DATASET_SCHEMA: ParamsSchema = {
     "name": _NAME,
     "plugin": Param("str"),
@@ -174,6 +180,9 @@ class Suite:
     output: dict[str, Any]
     config: dict[str, Any]
     path: str
+    executor: str = "local"
+    workers: int | None = None
+    ray_address: str | None = None
 
     @property
     def seed(self) -> int:
@@ -181,7 +190,10 @@ class Suite:
 
     @property
     def hash(self) -> str:
-        canonical = json.dumps(self.config, sort_keys=True, default=str).encode()
+        config = self.config
+        if any(key in config.get("suite", {}) for key in EXECUTION_KEYS):
+            config = {**config, "suite": {k: v for k, v in config["suite"].items() if k not in EXECUTION_KEYS}}
+        canonical = json.dumps(config, sort_keys=True, default=str).encode()
         return hashlib.sha256(canonical).hexdigest()
 
 
@@ -384,4 +396,7 @@ def load_suite(path: str | Path) -> Suite:
         output=output,
         config=config,
         path=str(path),
+        executor=head["executor"],
+        workers=head["workers"],
+        ray_address=head["ray_address"],
     )

@@ -70,7 +70,8 @@ def print_summary(db_path: str, run_id: str, console: Console, metric: str = "di
 
 def dry_run_report(plan: Plan, limit_subjects: int | None, console: Console) -> None:
     """List the cells, then load each subject (streamed) to count evaluated slices."""
-    from mskbench.runner import load_prepared, subject_ids
+    from mskbench.execution.subject_task import load_prepared
+    from mskbench.runner import subject_ids
 
     table = Table(title=f"suite {plan.suite.name}: {len(plan.cells)} cells")
     for column in ("cell", "status"):

@@ -41,18 +41,25 @@ def run(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: the suite's device).")] = None,
     replay_prompts: Annotated[str | None, typer.Option(help="Re-use the prompts recorded by run RUN_ID.")] = None,
     skip_bad_subjects: Annotated[bool | None, typer.Option(help="Record unreadable subjects as skipped and go on.")] = None,
+    executor: Annotated[str | None, typer.Option(help="local, processes or ray (default: the suite's executor; docs/scaling.md).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes or Ray actors (default: the CPU count).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster (host:port) instead of starting Ray here.")] = None,
 ) -> None:
     """Evaluate every dataset × model × prompter × seed cell of SUITE."""
     from mskbench.runner import RunOptions, run_plan
     from mskbench.summary import dry_run_report, headline_metric, print_summary
 
     from mskbench.params import check_value
-    from mskbench.suite import DEVICE
+    from mskbench.execution.executors import check_workers
+    from mskbench.suite import DEVICE, EXECUTOR
 
     if limit_subjects is not None and limit_subjects < 1:
         raise UserError(f"--limit-subjects {limit_subjects}: must be at least 1")
     if device is not None:
         check_value(DEVICE, device, "--device", UserError)  # the suite's `device` rule, one message
+    if executor is not None:
+        check_value(EXECUTOR, executor, "--executor", UserError)
+    check_workers(workers, "--workers")
     plan = _plan(suite)
     console = Console()
     if dry_run:
@@ -62,6 +69,7 @@ def run(
     options = RunOptions(
         db=db_path, resume=resume, limit_subjects=limit_subjects, device=device,
         replay_prompts=replay_prompts, skip_bad_subjects=skip_bad_subjects,
+        executor=executor, workers=workers, ray_address=ray_address,
     )
     result = run_plan(plan, options)
     print_summary(db_path, result.run_id, console, headline_metric(plan.suite.metric_names))
@@ -72,6 +80,9 @@ def run(
         with Store.open_for_reading(db_path) as store:
             for line in divergence_report(store, result.run_id, replay_prompts):
                 typer.echo(line)
+    if result.retried:
+        typer.echo(f"{len(result.retried)} subject(s) were retried after a worker died; "
+                   "any still failing are in subject_status as failed, and --resume tries them again")
     skipped_models = sorted({cell.model for cell in plan.cells if cell.cell_id in result.skipped_cells})
     if skipped_models:
         typer.echo(f"skipped models (their cells are in the database as skipped, with the reason): {', '.join(skipped_models)}")
