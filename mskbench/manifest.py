@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 _PACKAGES = (
-    "mskbench", "numpy", "scipy", "duckdb", "pyarrow", "pluggy", "nibabel", "pydicom", "SimpleITK",
-    "opencv-python-headless", "scikit-image", "torch", "torchvision", "segment-anything", "sam2",
+    "mskbench", "numpy", "scipy", "connected-components-3d", "duckdb", "pyarrow", "pluggy", "nibabel", "pydicom",
+    "SimpleITK", "opencv-python-headless", "scikit-image", "torch", "torchvision", "segment-anything", "sam2",
     "ultralytics", "monai", "pingouin", "statsmodels",
 )
 
