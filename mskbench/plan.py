@@ -267,12 +267,17 @@ def _check_model_labels(name: str, planned: PlannedDataset, models: dict[str, Pl
     """
     for model_name, model in models.items():
         check = getattr(model.info.factory, "check_label_map", None)
-        if check is None or model.skip_reason:
+        if check is None or model.skip_reason or not runs_on(model.entry, name):
             continue
         try:
             check(model.params, planned.label_map)
         except PluginError as exc:
             raise PluginError(f"model '{model_name}' on dataset '{name}': {exc}") from None
+
+
+def runs_on(entry: ModelEntry, dataset: str) -> bool:
+    """Whether the model's `datasets` list (absent: every dataset) includes ``dataset``."""
+    return entry.datasets is None or dataset in entry.datasets
 
 
 def supported_prompts(info: PluginInfo) -> frozenset[str] | None:
@@ -288,7 +293,8 @@ def _check_every_model_has_cells(suite: Suite, cells: list[Cell]) -> None:
         if entry.name not in with_cells:
             raise SuiteError(
                 f"models[{index}] ({entry.name}): no cell left for this model: every prompter was left out by its "
-                f"`prompters` list or by only_supported = true; give it a prompter it can take or remove the model"
+                f"`prompters` list or by only_supported = true on the datasets its `datasets` list allows; give it "
+                f"a prompter it can take or remove the model"
             )
     if not cells:
         raise SuiteError("the plan has no cells; a suite needs at least one dataset × model × prompter × seed")
@@ -320,6 +326,8 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     prompter_entries = {p.name: p for p in suite.prompters}
     for dataset_name in datasets:
         for model_index, (model_name, model) in enumerate(models.items()):
+            if not runs_on(model.entry, dataset_name):
+                continue
             accepts = supported_prompts(model.info)
             for prompter_name, prompter in prompters.items():
                 if model.entry.prompters is not None and prompter_name not in model.entry.prompters:

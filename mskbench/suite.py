@@ -1,9 +1,9 @@
 """Parse and validate suite TOML files (docs/suites.md is the user-facing schema).
 
-Reading resolves ``include`` inheritance and ``${ENV}`` interpolation, then
-checks every key against the schemas below so a typo is reported with its key
-path and the nearest valid key, and a value of the wrong type or out of range
-with its key path, before any work starts. The schemas are
+Reading resolves ``include`` inheritance and ``${ENV}`` (and ``${SUITE_DIR}``)
+interpolation, then checks every key against the schemas below so a typo is
+reported with its key path and the nearest valid key, and a value of the wrong
+type or out of range with its key path, before any work starts. The schemas are
 :class:`mskbench.params.Param` tables checked by
 :func:`mskbench.params.validate_params`, the mechanism plugin params use.
 """
@@ -84,6 +84,8 @@ MODEL_SCHEMA: ParamsSchema = {
     "on_missing_checkpoint": Param("str", "skip", choices=("skip", "error")),
     "batch_size": Param("int", 4, minimum=1),
     "prompters": _NAMES,
+    "datasets": Param("list", None, items="str", min_items=1,
+                      help="restrict this model to these dataset names (a model trained for one anatomy)"),
     "per_slice": Param("bool", False, help="a slice model takes box3d prompts as the key slice's box on every slice of the extent"),
     "postprocess": Param("dict", {}, help="post-processing of the predicted masks (docs/postprocess.md)"),
 }
@@ -139,6 +141,7 @@ class ModelEntry:
     on_missing_checkpoint: str = "skip"
     batch_size: int = 4
     prompters: tuple[str, ...] | None = None
+    datasets: tuple[str, ...] | None = None  # None: every dataset of the suite
     per_slice: bool = False  # a slice model takes box3d prompts as the key slice's box on every slice of the extent
     postprocess: Postprocess = field(default_factory=Postprocess)
 
@@ -206,19 +209,19 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None
             )
 
 
-def _interpolate(value: Any, where: str) -> Any:
+def _interpolate(value: Any, where: str, variables: Mapping[str, str]) -> Any:
     if isinstance(value, str):
         def replace(match: re.Match[str]) -> str:
             var = match.group(1)
-            if var not in os.environ:
+            if var not in variables:
                 raise SuiteError(f"{where}: environment variable ${{{var}}} is not set; export it or edit the suite")
-            return os.environ[var]
+            return variables[var]
 
         return _ENV_PATTERN.sub(replace, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        return {k: _interpolate(v, f"{where}.{k}" if where else k, variables) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, f"{where}[{i}]", variables) for i, v in enumerate(value)]
     return value
 
 
@@ -310,6 +313,7 @@ def _parse_model(table: dict[str, Any], i: int) -> ModelEntry:
         on_missing_checkpoint=values["on_missing_checkpoint"],
         batch_size=values["batch_size"],
         prompters=_strings(values["prompters"]),
+        datasets=_strings(values["datasets"]),
         per_slice=values["per_slice"],
         postprocess=Postprocess.from_table(
             _table(POSTPROCESS_SCHEMA, values["postprocess"], f"models[{i}].postprocess"), f"models[{i}].postprocess"
@@ -355,7 +359,8 @@ def _parse_biomarkers(table: dict[str, Any] | None) -> tuple[tuple[BiomarkerEntr
 def load_suite(path: str | Path) -> Suite:
     """Read, merge includes, interpolate ``${ENV}`` and check every key by type and range."""
     path = Path(path).resolve()
-    config = _interpolate(_read_toml(path), "")
+    # ${SUITE_DIR}: files shipped next to a suite (a model folder) are found whatever the working directory
+    config = _interpolate(_read_toml(path), "", {**os.environ, "SUITE_DIR": str(path.parent)})
     top = _table(TOP_SCHEMA, config, "")
     head = _table(SUITE_SCHEMA, top["suite"], "suite")
     seeds = head["seeds"] if head["seeds"] is not None else [head["seed"]]
@@ -370,10 +375,14 @@ def load_suite(path: str | Path) -> Suite:
             raise SuiteError(f"{path}: no [[{key}]] entries; a suite needs at least one of each")
         _unique([e.name for e in entries], key)
     prompter_names = [p.name for p in prompters]
+    dataset_names = [d.name for d in datasets]
     for i, model in enumerate(models):
         for name in model.prompters or ():
             if name not in prompter_names:
                 raise SuiteError(f"models[{i}].prompters: unknown prompter '{name}'{suggest(name, prompter_names)}")
+        for name in model.datasets or ():
+            if name not in dataset_names:
+                raise SuiteError(f"models[{i}].datasets: unknown dataset '{name}'{suggest(name, dataset_names)}")
 
     metrics = _table(METRICS_SCHEMA, top["metrics"], "metrics")
     for plugin, params in metrics["params"].items():

@@ -70,6 +70,13 @@ def test_env_interpolation_and_missing_variable(tmp_path, monkeypatch):
         load_suite(write(tmp_path, text))
 
 
+def test_suite_dir_is_the_folder_of_the_suite_named(tmp_path, monkeypatch):
+    text = MINIMAL.replace('plugin = "box_fill"', 'plugin = "box_fill"\ncheckpoint = "${SUITE_DIR}/w.pth"')
+    (tmp_path / "suites").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_suite(write(tmp_path / "suites", text)).models[0].checkpoint == f"{tmp_path / 'suites'}/w.pth"
+
+
 def test_include_merges_tables_and_replaces_arrays(tmp_path):
     write(tmp_path, MINIMAL, "base.toml")
     child = write(tmp_path, """
@@ -130,6 +137,35 @@ def test_only_supported_leaves_incompatible_pairs_out(tmp_path):
     text = MINIMAL + '\n[[prompters]]\nplugin = "points"\nonly_supported = true\n'
     plan = build_plan(load_suite(write(tmp_path, text)), get_registry())
     assert [c.prompter for c in plan.cells] == ["gt_box"]
+
+
+def test_a_model_runs_only_on_its_datasets(tmp_path):
+    """A model restricted by `datasets` has no cells, and no label check, on the other datasets."""
+    from mskbench.plan import build_plan
+    from mskbench.plugin_manager import get_registry
+
+    text = (MINIMAL.replace('plugin = "phantom"', 'name = "knee"\nplugin = "phantom"')
+            + '\n[[datasets]]\nname = "hip"\nplugin = "phantom"\nparams = { anatomy = "hip", subjects = 2 }\n'
+            + '\n[[models]]\nname = "knee_only"\nplugin = "box_fill"\ndatasets = ["knee"]\n')
+    plan = build_plan(load_suite(write(tmp_path, text)), get_registry())
+    assert sorted((c.dataset, c.model) for c in plan.cells) == [
+        ("hip", "box_fill"), ("knee", "box_fill"), ("knee", "knee_only")]
+
+
+def test_predict_refuses_a_dataset_outside_the_models_list(tmp_path, capsys):
+    text = (MINIMAL.replace('plugin = "phantom"', 'name = "knee"\nplugin = "phantom"')
+            + '\n[[datasets]]\nname = "hip"\nplugin = "phantom"\nparams = { anatomy = "hip", subjects = 2 }\n'
+            + '\n[[models]]\nname = "knee_only"\nplugin = "otsu_box"\ndatasets = ["knee"]\n'
+            + '\n[[prompters]]\nplugin = "none"\nonly_supported = true\n')
+    import nibabel as nib
+    import numpy as np
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(tmp_path / "in.nii.gz"))
+    args = ["predict", "--suite", str(write(tmp_path, text)), "--model", "knee_only", "--dataset", "hip",
+            "--input", str(tmp_path / "in.nii.gz"), "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model 'knee_only' runs only on knee (its `datasets` list)" in err[0], err
 
 
 def test_shipped_suites_validate(repo):

@@ -171,7 +171,7 @@ def from_suite(
 ) -> PredictSetup:
     """The suite's model entry (params, checkpoint, post-processing) with one of its prompters, and one dataset
     entry's labels, slice axis and preprocessing (every slice is predicted, not only those with reference labels)."""
-    from mskbench.plan import build_plan
+    from mskbench.plan import build_plan, runs_on
     from mskbench.suite import load_suite
 
     plan = build_plan(load_suite(suite_path), registry)
@@ -188,6 +188,9 @@ def from_suite(
     dataset = dataset or names[0]
     if dataset not in plan.datasets:
         raise UserError(f"{where}: no dataset '{dataset}'{suggest(dataset, names)}; datasets: {', '.join(names)}")
+    if not runs_on(planned.entry, dataset):
+        raise UserError(f"{where}: model '{model}' runs only on {', '.join(planned.entry.datasets)} (its `datasets` "
+                        "list); choose one of those with --dataset NAME")
     chosen = _suite_prompter(plan, model, dataset, prompter, where)
     planned_dataset = plan.datasets[dataset]
     entry = planned_dataset.entry

@@ -130,6 +130,8 @@ CASES = [
              "models: name 'box_fill' is used twice"),
     BadInput("undefined-env", VALIDATE, edit(('plugin = "box_fill"', 'plugin = "box_fill"\ncheckpoint = "${MSKBENCH_NO_SUCH_VAR}/w.pth"')),
              "models[0].checkpoint: environment variable ${MSKBENCH_NO_SUCH_VAR} is not set"),
+    BadInput("model-unknown-dataset", VALIDATE, edit(('plugin = "box_fill"', 'plugin = "box_fill"\ndatasets = ["kne"]')),
+             "models[0].datasets: unknown dataset 'kne' (did you mean 'knee'?)"),
     BadInput("postprocess-even-kernel", VALIDATE, edit(('plugin = "box_fill"', 'plugin = "box_fill"\npostprocess = { closing_px = 6 }')),
              "models[0].postprocess.closing_px: 6 is not an odd number of pixels (or 0 to disable); e.g. 7 or 15"),
     BadInput("postprocess-unknown-key", VALIDATE, edit(('plugin = "box_fill"', 'plugin = "box_fill"\npostprocess = { fill_hole = "slice" }')),
