@@ -31,15 +31,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 from skimage import transform
 
 from mskbench.protocols import Refinement
 from mskbench.segmenters.prompt_batch import BOX_PROMPTS, SAM_PROMPTS, PromptGroup, check_prompts
 from mskbench.segmenters.sam_catalog import MEDSAM_CHECKPOINT_KEY, sam_checkpoint_key
-from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, to_rgb
-from mskbench.segmenters.torch_utils import check_precision, inference_context
+from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, sam_from_checkpoint, to_rgb
+from mskbench.segmenters.torch_utils import inference_context
 from mskbench.types import Prompt
 
 #: the recipe's probability threshold (``medsam_inference``), also used by ``sam2``'s medsam convention.
@@ -140,10 +139,8 @@ class MedSamSegmenter(MedsamRecipeSegmenter):
 
     @classmethod
     def from_checkpoint(cls, precision: str, device: str, checkpoint: str | None) -> MedSamSegmenter:
-        check_precision(device, precision, cls.architecture)
-        model = sam_model_registry["vit_b"]()
-        weights = load_weights(model, MEDSAM_CHECKPOINT_KEY, checkpoint, arch="SAM vit_b (MedSAM)")
-        return cls(model, device=device, precision=precision, variant="vit_b", weights=weights)
+        return sam_from_checkpoint(cls, "vit_b", MEDSAM_CHECKPOINT_KEY, "SAM vit_b (MedSAM)", "vit_b", precision,
+                                   device, checkpoint)
 
 
 class SamMedsamInput(MedsamRecipeSegmenter):
@@ -156,7 +153,5 @@ class SamMedsamInput(MedsamRecipeSegmenter):
 
     @classmethod
     def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamMedsamInput:
-        check_precision(device, precision, cls.architecture)
-        model = sam_model_registry[variant]()
-        weights = load_weights(model, sam_checkpoint_key(variant), checkpoint, arch=f"SAM {variant}")
-        return cls(model, device=device, precision=precision, variant=variant, weights=weights)
+        return sam_from_checkpoint(cls, variant, sam_checkpoint_key(variant), f"SAM {variant}", variant, precision,
+                                   device, checkpoint)

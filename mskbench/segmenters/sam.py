@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from segment_anything import SamPredictor, sam_model_registry
+from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 
 from mskbench.protocols import Refinement
@@ -30,11 +30,11 @@ from mskbench.segmenters.sam_catalog import sam_checkpoint_key, samri_checkpoint
 from mskbench.segmenters.sam_family import (
     Embedding,
     PromptableSegmenter,
-    load_weights,
     pick_masks,
+    sam_from_checkpoint,
     to_rgb,
 )
-from mskbench.segmenters.torch_utils import check_precision, inference_context
+from mskbench.segmenters.torch_utils import inference_context
 from mskbench.types import Prompt
 
 class SamSegmenter(PromptableSegmenter):
@@ -53,10 +53,8 @@ class SamSegmenter(PromptableSegmenter):
     @classmethod
     def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamSegmenter:
         """The plugin factory path: upstream builder, then the verified checkpoint."""
-        check_precision(device, precision, cls.architecture)
-        model = sam_model_registry[variant]()
-        weights = load_weights(model, sam_checkpoint_key(variant), checkpoint, arch=f"SAM {variant}")
-        return cls(model, device=device, precision=precision, variant=variant, weights=weights)
+        return sam_from_checkpoint(cls, variant, sam_checkpoint_key(variant), f"SAM {variant}", variant, precision,
+                                   device, checkpoint)
 
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         predictor = self.predictor
@@ -156,7 +154,5 @@ class SamriSegmenter(SamSegmenter):
 
     @classmethod
     def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamriSegmenter:
-        check_precision(device, precision, cls.architecture)
-        model = sam_model_registry["vit_b"]()
-        weights = load_weights(model, samri_checkpoint_key(variant), checkpoint, arch="SAM vit_b (SAMRI)")
-        return cls(model, device=device, precision=precision, variant=variant, weights=weights)
+        return sam_from_checkpoint(cls, "vit_b", samri_checkpoint_key(variant), "SAM vit_b (SAMRI)", variant,
+                                   precision, device, checkpoint)

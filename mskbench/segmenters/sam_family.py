@@ -30,7 +30,7 @@ from mskbench.segmenters.checkpoints import (
     sha256_file,
 )
 from mskbench.segmenters.prompt_batch import PromptGroup, check_prompts, group_prompts
-from mskbench.segmenters.torch_utils import effective_precision, inference_context, torch_device
+from mskbench.segmenters.torch_utils import check_precision, effective_precision, inference_context, torch_device
 from mskbench.types import Prompt
 
 Embedding = dict[str, Any]
@@ -150,6 +150,18 @@ class PromptableSegmenter:
     def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
         """Float score maps (n, H, W) for one prompt group."""
         raise NotImplementedError
+
+
+def sam_from_checkpoint(cls: type, build: str, key: str, arch: str, variant: str, precision: str, device: str,
+                        checkpoint: str | None) -> Any:
+    """A segmenter of ``cls`` on segment_anything's registry model ``build`` with the verified checkpoint ``key``
+    (SAM, SAMRI, MedSAM and SAM weights through MedSAM's recipe all load this way); precision checked first."""
+    from segment_anything import sam_model_registry
+
+    check_precision(device, precision, cls.architecture)
+    model = sam_model_registry[build]()
+    weights = load_weights(model, key, checkpoint, arch=arch)
+    return cls(model, device=device, precision=precision, variant=variant, weights=weights)
 
 
 def weights_manifest(model: Any) -> dict[str, Any]:
