@@ -64,14 +64,15 @@ def _detector_state_bytes(n_classes: int) -> bytes:
     import tempfile
 
     from mskbench.prompting.ultralytics_env import import_ultralytics
-    from mskbench.prompting.yolo_weights import save_detector
+    from mskbench.prompting.yolo_weights import packaged_config, save_detector
 
     import_ultralytics()
     import torch
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(0)
-    net = DetectionModel("yolov8n.yaml", nc=n_classes, verbose=False)
+    # the packaged file, not a bare name: a test may run this with planted yamls in its working directory
+    net = DetectionModel(packaged_config("yolov8n.yaml"), nc=n_classes, verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "d.pt"
         save_detector(weights, {k: v.float() for k, v in net.state_dict().items()}, {})
