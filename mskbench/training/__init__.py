@@ -1,0 +1,1 @@
+"""`mskbench train`: recipes, trainer and model cards (docs/training.md)."""
