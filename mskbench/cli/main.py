@@ -42,7 +42,7 @@ app.add_typer(biomarkers.app, name="biomarkers")
 
 def _register_core_commands() -> None:
     """Import the modules whose commands attach to `app` directly."""
-    from mskbench.cli import analysis, core, predict  # noqa: F401  (register run, validate, stats, report, predict, ...)
+    from mskbench.cli import analysis, core, predict, train  # noqa: F401  (register run, validate, stats, report, predict, train, ...)
 
 
 def main(argv: list[str] | None = None) -> int:

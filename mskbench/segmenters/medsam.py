@@ -75,13 +75,26 @@ class MedsamRecipeSegmenter(PromptableSegmenter):
         model: Sam = self.model  # type: ignore[assignment]
         return model.image_encoder.img_size
 
-    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+    def encoder_input(self, images: list[np.ndarray]) -> torch.Tensor:
+        """The image encoder's input for equally sized slices (the recipe's resize and [0, 1] scaling)."""
         batch = np.stack([medsam_image(image, self._size) for image in images])
         # contiguous NCHW: a channels-last view sends the patch-embedding conv down another kernel
-        tensor = torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous().to(self.device)
-        features = self.model.image_encoder(tensor).cpu()
+        return torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous().to(self.device)
+
+    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        features = self.model.image_encoder(self.encoder_input(images)).cpu()
         original_size = tuple(int(v) for v in images[0].shape)
         return [{"features": item.clone(), "original_size": original_size} for item in features]
+
+    def low_res_logits(self, embedding: Embedding, points: np.ndarray | None, point_labels: np.ndarray | None,
+                       boxes: np.ndarray | None) -> torch.Tensor:
+        """The decoder's (n, 1, 256, 256) logits with gradients, for `mskbench train`."""
+        return self._low_res_logits(embedding, points, point_labels, boxes, None)
+
+    def full_size_logits(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
+        """Logits bilinear to the slice's size: the recipe's output step before its sigmoid (a monotone map)."""
+        size = tuple(int(v) for v in embedding["original_size"])
+        return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
 
     def _low_res_logits(
         self, embedding: Embedding, points: np.ndarray | None, point_labels: np.ndarray | None,

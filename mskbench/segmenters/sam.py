@@ -56,10 +56,23 @@ class SamSegmenter(PromptableSegmenter):
         return sam_from_checkpoint(cls, variant, sam_checkpoint_key(variant), f"SAM {variant}", variant, precision,
                                    device, checkpoint)
 
+    def _model_image(self, image: np.ndarray) -> np.ndarray:
+        """One slice as the RGB uint8 image ``set_image`` takes (SAMRI stretches it first)."""
+        return to_rgb(image)
+
+    def _resized_batch(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Equally sized slices as the uint8 NCHW batch ``set_torch_image`` takes (``ResizeLongestSide``)."""
+        resized = np.stack([self.predictor.transform.apply_image(self._model_image(image)) for image in images])
+        return torch.as_tensor(resized, device=self.device).permute(0, 3, 1, 2).contiguous()
+
+    def encoder_input(self, images: list[np.ndarray]) -> torch.Tensor:
+        """The image encoder's input for equally sized slices, as ``set_torch_image`` computes it (mean/std, pad):
+        what `mskbench train` feeds the encoder when it trains, so training and evaluation see the same pixels."""
+        return self.model.preprocess(self._resized_batch(images))
+
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         predictor = self.predictor
-        resized = np.stack([predictor.transform.apply_image(to_rgb(image)) for image in images])
-        batch = torch.as_tensor(resized, device=self.device).permute(0, 3, 1, 2).contiguous()
+        batch = self._resized_batch(images)
         original_size = tuple(int(v) for v in images[0].shape)
         predictor.set_torch_image(batch, original_size)
         features, input_size = predictor.features.cpu(), tuple(int(v) for v in predictor.input_size)
@@ -109,6 +122,37 @@ class SamSegmenter(PromptableSegmenter):
         scores, low_res = scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
         return Refinement(scores[0] > self.threshold, low_res.astype(np.float32))
 
+    def low_res_logits(self, embedding: Embedding, points: np.ndarray | None, point_labels: np.ndarray | None,
+                       boxes: np.ndarray | None) -> torch.Tensor:
+        """The decoder's (n, 1, 256, 256) logits for n prompts in the slice's pixels, with gradients (training).
+
+        The steps of ``SamPredictor.predict_torch`` with ``multimask_output=False``, the predictor's own
+        prompt transforms, and ``embedding["features"]`` (C, h, w) as given, so a trained image encoder's
+        output keeps its graph.
+        """
+        model: Sam = self.model  # type: ignore[assignment]
+        transform, original_size = self.predictor.transform, tuple(int(v) for v in embedding["original_size"])
+        sparse_points = box_torch = None
+        if points is not None:
+            coords = torch.as_tensor(transform.apply_coords(points, original_size), dtype=torch.float, device=self.device)
+            sparse_points = (coords, torch.as_tensor(point_labels, dtype=torch.int, device=self.device))
+        if boxes is not None:
+            box_torch = torch.as_tensor(transform.apply_boxes(boxes, original_size), dtype=torch.float, device=self.device)
+        sparse, dense = model.prompt_encoder(points=sparse_points, boxes=box_torch, masks=None)
+        logits, _ = model.mask_decoder(
+            image_embeddings=embedding["features"][None].to(self.device),
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
+        return logits
+
+    def full_size_logits(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
+        """Low-resolution logits at the slice's size, as the predictor maps them (``Sam.postprocess_masks``)."""
+        return self.model.postprocess_masks(low_res, tuple(int(v) for v in embedding["input_size"]),
+                                            tuple(int(v) for v in embedding["original_size"]))
+
     def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
         predictor, device = self.predictor, self.device
         original_size = self._restore(embedding)
@@ -149,8 +193,8 @@ class SamriSegmenter(SamSegmenter):
         "SAMRI NiiDataset: per-slice min-max stretch to [0, 255] (round); then " + SamSegmenter.preprocessing
     )
 
-    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
-        return super()._encode_batch([samri_stretch(image) for image in images])
+    def _model_image(self, image: np.ndarray) -> np.ndarray:
+        return to_rgb(samri_stretch(image))
 
     @classmethod
     def from_checkpoint(cls, variant: str, precision: str, device: str, checkpoint: str | None) -> SamriSegmenter:

@@ -80,6 +80,7 @@ class ModelCard:
     epochs_run: int
     best_epoch: int
     best_val_dice: float
+    untrained_val_dice: float
     git_commit: str | None
     versions: dict[str, str]
     device: str
@@ -123,6 +124,7 @@ _CARD_SCHEMA: ParamsSchema = {
     "epochs_run": Param("int", minimum=0),
     "best_epoch": Param("int", minimum=0),
     "best_val_dice": Param("float", minimum=0.0, maximum=1.0),
+    "untrained_val_dice": Param("float", minimum=0.0, maximum=1.0, help="the base model's val Dice before training"),
     "git_commit": Param("str", None),
     "versions": Param("dict"),
     "device": Param("str"),
@@ -143,6 +145,7 @@ def write_card(card: ModelCard, path: Path | str) -> None:
     text = json.dumps(asdict(card), indent=2, sort_keys=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as handle:
         handle.write(text + "\n")
+    os.chmod(handle.name, 0o644)  # a temporary file is private; the card is an ordinary file
     os.replace(handle.name, path)
 
 

@@ -1,0 +1,100 @@
+"""The model training starts from: the base plugin's segmenter, its weights or a random initialisation.
+
+With ``init = "checkpoint"`` the segmenter is built by the plugin's own
+factory (registry build, verified weights, input convention), exactly as a
+suite builds it. With ``init = "random"`` it is the same segmenter class on
+segment_anything's registry model with the builder's random initialisation
+(seeded by the recipe), or, with ``architecture = "reduced"``, on a model
+built by segment_anything's own ``_build_sam`` with a 1-block, 64-wide image
+encoder (:func:`reduced_sam`): the prompt encoder and mask decoder are SAM's,
+full size, so decoder training does the real work; only the encoder is small.
+A reduced checkpoint loads wherever the registry builds the same reduced
+model (tests swap ``sam_model_registry["vit_b"]`` for :func:`reduced_sam`,
+as tests/test_segmenters_sam_plugins.py does with its tiny SAM).
+
+Which parameters train, per ``mode`` (counts for SAM ViT-B in docs/training.md):
+
+- ``decoder``: the mask decoder and the prompt encoder; the image encoder is frozen
+  (its embeddings are computed once and cached);
+- ``full``: every parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mskbench.plugin_manager import Registry
+from mskbench.segmenters.sam_family import PromptableSegmenter, Weights
+from mskbench.training.card import BaseModel
+
+#: the reduced image encoder: (embed_dim, depth, num_heads, global attention blocks)
+REDUCED_ENCODER = (64, 1, 2, ())
+
+
+def reduced_sam(checkpoint: str | None = None) -> torch.nn.Module:
+    """segment_anything's SAM with a 1-block, 64-wide ViT encoder (``_build_sam``); signature of the registry's."""
+    import importlib
+
+    build_sam = importlib.import_module("segment_anything.build_sam")  # the package re-exports a function by that name
+    embed_dim, depth, heads, global_blocks = REDUCED_ENCODER
+    return build_sam._build_sam(embed_dim, depth, heads, list(global_blocks), checkpoint)
+
+
+def input_convention(plugin: str, params: dict[str, Any]) -> str:
+    """How the base plugin turns a slice into model input (recorded on the card)."""
+    if plugin == "sam":
+        return params["input_convention"]
+    return plugin  # medsam: MedSAM's recipe; samri: SAMRI's stretch + SamPredictor
+
+
+def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, device: str) -> PromptableSegmenter:
+    from segment_anything import sam_model_registry
+
+    from mskbench.segmenters.medsam import MedSamSegmenter, SamMedsamInput
+    from mskbench.segmenters.sam import SamriSegmenter, SamSegmenter
+
+    if plugin == "sam":
+        cls = SamMedsamInput if params["input_convention"] == "medsam" else SamSegmenter
+        variant = params["variant"]
+    else:
+        cls, variant = {"medsam": MedSamSegmenter, "samri": SamriSegmenter}[plugin], params.get("variant", "vit_b")
+    build = params.get("variant", "vit_b") if plugin == "sam" else "vit_b"
+    model = reduced_sam() if architecture == "reduced" else sam_model_registry[build]()
+    return cls(model, device=device, precision=params["precision"], variant=variant, weights=Weights())
+
+
+@dataclass(frozen=True)
+class Base:
+    segmenter: PromptableSegmenter
+    card: BaseModel
+
+
+def build_base(base: dict[str, Any], seed: int, device: str, registry: Registry) -> Base:
+    """The recipe's ``[base]`` as a segmenter on ``device``, and its card entry."""
+    plugin = base["plugin"]
+    params = registry.resolve_params("model", plugin, base["params"], "base.params")
+    if base["init"] == "random":
+        torch.manual_seed(seed)
+        segmenter = _random_segmenter(plugin, params, base["architecture"], device)
+    else:
+        info = registry.get("model", plugin, "base.plugin")
+        if info.preflight is not None:
+            info.preflight(params, base["checkpoint"])
+        segmenter = registry.create("model", plugin, params, "base", device=device, checkpoint=base["checkpoint"])
+    weights = segmenter.weights
+    card = BaseModel(plugin, params, weights.path, weights.sha256, input_convention(plugin, params))
+    return Base(segmenter, card)
+
+
+def trainable_parameters(model: torch.nn.Module, mode: str) -> list[torch.nn.Parameter]:
+    """Freeze what ``mode`` keeps fixed (``requires_grad = False``); the parameters that train, in model order."""
+    trains = {"decoder": ("prompt_encoder.", "mask_decoder."), "full": ("",)}[mode]
+    out = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(trains))
+        if param.requires_grad:
+            out.append(param)
+    return out
