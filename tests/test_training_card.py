@@ -34,6 +34,7 @@ def make_card(**changes) -> ModelCard:
         epochs_run=3,
         best_epoch=2,
         best_val_dice=0.5,
+        untrained_val_dice=0.25,
         git_commit="deadbeef",
         versions={"torch": "2.0"},
         device="cpu",

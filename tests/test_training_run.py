@@ -1,0 +1,96 @@
+"""`mskbench train` on phantom knees with the tiny SAM: what trains, determinism, resume, the gain, the suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mskbench.training.trainer import train
+from sam_family_tiny import single_torch_thread  # noqa: F401  (autouse fixture)
+from training_fixtures import recipe, tiny_vit_b  # noqa: F401  (fixture)
+
+
+def state(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_decoder_mode_freezes_the_encoder_and_trains_decoder_and_prompt_encoder(tiny_vit_b, tmp_path):
+    from segment_anything import sam_model_registry
+
+    outcome = train(recipe(train={"epochs": 1}), tmp_path / "out", show_progress=False)
+    before = sam_model_registry["vit_b"]().state_dict()  # the seeded random initialisation training started from
+    after = state(tmp_path / "out" / "model.pt")
+    assert before.keys() == after.keys()
+    for name, tensor in after.items():
+        if name.startswith("image_encoder."):
+            assert torch.equal(tensor, before[name]), name  # bit-identical
+    changed = [n for n in after if n.startswith(("mask_decoder.", "prompt_encoder.")) and not torch.equal(after[n], before[n])]
+    assert any(n.startswith("mask_decoder.") for n in changed) and any(n.startswith("prompt_encoder.") for n in changed)
+    assert outcome.card.trains == "decoder" and outcome.card.epochs_run == 1
+
+
+def test_full_mode_trains_the_image_encoder_too(tiny_vit_b, tmp_path):
+    from segment_anything import sam_model_registry
+
+    train(recipe(train={"mode": "full", "epochs": 1}, dataset={"slices_per_subject": 1}), tmp_path / "out",
+          show_progress=False)
+    before = sam_model_registry["vit_b"]().state_dict()
+    after = state(tmp_path / "out" / "model.pt")
+    for part in ("image_encoder.", "mask_decoder.", "prompt_encoder."):
+        assert any(not torch.equal(after[n], before[n]) for n in after if n.startswith(part)), part
+
+
+@pytest.mark.parametrize(("mode", "parts"), [("decoder", ("prompt_encoder", "mask_decoder")),
+                                              ("full", ("image_encoder", "prompt_encoder", "mask_decoder"))])
+def test_trainable_parameter_counts_per_mode_are_the_documented_ones(mode, parts):
+    """SAM ViT-B as segment_anything builds it; docs/training.md states these counts."""
+    from segment_anything import sam_model_registry
+
+    from mskbench.training.base import trainable_parameters
+
+    model = sam_model_registry["vit_b"]()
+    trained = trainable_parameters(model, mode)
+    documented = {"decoder": 4_064_560, "full": 93_735_472}[mode]
+    assert sum(p.numel() for p in trained) == documented
+    assert documented == sum(p.numel() for part in parts for p in getattr(model, part).parameters())
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert sum(p.numel() for p in frozen) == 93_735_472 - documented
+
+
+def test_same_recipe_and_seed_give_identical_checkpoints_and_another_seed_does_not(tiny_vit_b, tmp_path):
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        outcome = train(recipe(recipe={"seed": seed}), tmp_path / name, show_progress=False)
+        runs[name] = (state(tmp_path / name / "model.pt"), outcome)
+    first, second, other = runs["a"][0], runs["b"][0], runs["c"][0]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert runs["a"][1].card.checkpoint_sha256 == runs["b"][1].card.checkpoint_sha256
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_resume_after_a_kill_ends_with_the_uninterrupted_checkpoint(tiny_vit_b, tmp_path, monkeypatch):
+    from mskbench.training import trainer
+
+    config = {"train": {"epochs": 3, "lr": 3e-3}}
+    whole = train(recipe(**config), tmp_path / "whole", show_progress=False)
+
+    real_epoch = trainer._Run.run_epoch
+
+    def killed_in_epoch_3(self, epoch, progress):
+        if epoch == 3:
+            raise KeyboardInterrupt  # as a kill: epochs 1 and 2 are saved, epoch 3 is not
+        return real_epoch(self, epoch, progress)
+
+    monkeypatch.setattr(trainer._Run, "run_epoch", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe(**config), tmp_path / "resumed", show_progress=False)
+    assert (tmp_path / "resumed" / "resume.pt").exists() and not (tmp_path / "resumed" / "model.pt").exists()
+    monkeypatch.setattr(trainer._Run, "run_epoch", real_epoch)
+    resumed = train(recipe(**config), tmp_path / "resumed", resume=True, show_progress=False)
+
+    assert resumed.history == [{**row, "seconds": r["seconds"]} for row, r in zip(whole.history, resumed.history)]
+    assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3]
+    a, b = state(tmp_path / "whole" / "model.pt"), state(tmp_path / "resumed" / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "resumed" / "resume.pt").exists()
