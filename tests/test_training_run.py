@@ -94,3 +94,78 @@ def test_resume_after_a_kill_ends_with_the_uninterrupted_checkpoint(tiny_vit_b, 
     a, b = state(tmp_path / "whole" / "model.pt"), state(tmp_path / "resumed" / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (tmp_path / "resumed" / "resume.pt").exists()
+
+
+def _held_out_samples():
+    """Femur and tibia slices of another phantom cohort (seed 4): subjects no recipe here trains or validates on."""
+    from mskbench.plugin_manager import get_registry
+    from mskbench.training.data import plan_dataset, subject_samples
+    from training_fixtures import PHANTOM
+
+    held = recipe(dataset={"params": {**PHANTOM, "seed": 4, "subjects": 3}})
+    planned = plan_dataset(held.datasets[0], 0, get_registry())
+    return [s for sid in planned.dataset.subject_ids(None) for s in subject_samples(planned, sid, 4)[1]]
+
+
+@pytest.mark.slow  # ~40 s on a busy 2-core machine: 8 epochs of the tiny SAM's decoder
+def test_a_trained_decoder_beats_its_untrained_self_on_held_out_subjects(tiny_vit_b, tmp_path):
+    """Measured: held-out mean Dice 0.337 untrained -> 0.819 trained (24 femur/tibia slices, GT boxes)."""
+    from mskbench.segmenters.sam import SamSegmenter
+    from mskbench.training.trainer import validation_dice
+    from sam_family_tiny import tiny_sam
+
+    outcome = train(recipe(train={"epochs": 8, "lr": 3e-3}, dataset={"subjects": 3, "slices_per_subject": 4}),
+                    tmp_path / "out", show_progress=False)
+    trained_model = tiny_sam(seed=0)
+    trained_model.load_state_dict(state(tmp_path / "out" / "model.pt"))
+    samples = _held_out_samples()
+    untrained = validation_dice(SamSegmenter(tiny_sam(seed=0), device="cpu", precision="fp32", variant="vit_b"),
+                                samples, "box")
+    trained = validation_dice(SamSegmenter(trained_model, device="cpu", precision="fp32", variant="vit_b"),
+                              samples, "box")
+    assert trained > untrained + 0.3, (untrained, trained)
+    assert outcome.card.best_val_dice > outcome.card.untrained_val_dice
+    assert outcome.history[outcome.card.best_epoch]["val_dice"] == outcome.card.best_val_dice
+
+
+def test_the_trained_checkpoint_runs_in_a_suite_through_the_sam_plugin(tiny_vit_b, tmp_path):
+    import duckdb
+
+    from mskbench.cli.main import main
+    from training_fixtures import PHANTOM
+
+    train(recipe(train={"epochs": 1}), tmp_path / "out", show_progress=False)
+    params = ", ".join(f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v).replace(chr(39), chr(34))}"
+                       for k, v in {**PHANTOM, "seed": 4, "subjects": 1}.items())
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f"""
+[suite]
+name = "trained"
+device = "cpu"
+
+[[datasets]]
+name = "knee"
+plugin = "phantom"
+params = {{ {params} }}
+split = "all"
+labels = ["femur", "tibia"]
+
+[[models]]
+name = "finetuned"
+plugin = "sam"
+checkpoint = "{tmp_path / 'out' / 'model.pt'}"
+on_missing_checkpoint = "error"
+
+[[prompters]]
+name = "gt_box"
+plugin = "gt_box"
+""")
+    db = tmp_path / "r.duckdb"
+    assert main(["run", str(suite), "--db", str(db)]) == 0
+    with duckdb.connect(str(db)) as con:
+        dice = con.execute("SELECT avg(value) FROM subject_metrics WHERE metric = 'dice'").fetchone()[0]
+        (manifest,) = con.execute("SELECT manifest FROM runs").fetchone()
+    assert 0.0 <= dice <= 1.0
+    from mskbench.segmenters.checkpoints import sha256_file
+
+    assert sha256_file(tmp_path / "out" / "model.pt") in manifest
