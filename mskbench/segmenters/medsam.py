@@ -92,9 +92,10 @@ class MedsamRecipeSegmenter(PromptableSegmenter):
         return self._low_res_logits(embedding, points, point_labels, boxes, None)
 
     def full_size_logits(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
-        """Logits bilinear to the slice's size: the recipe's output step before its sigmoid (a monotone map)."""
-        size = tuple(int(v) for v in embedding["original_size"])
-        return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+        """The logits of the recipe's probabilities at the slice's size (sigmoid, then bilinear), so a training
+        loss sees exactly the map inference thresholds at 0.5 (clamped 1e-6 from 0 and 1)."""
+        height, width = (int(v) for v in embedding["original_size"])
+        return torch.logit(medsam_probabilities(low_res, height, width), eps=1e-6)
 
     def _low_res_logits(
         self, embedding: Embedding, points: np.ndarray | None, point_labels: np.ndarray | None,

@@ -1,0 +1,89 @@
+"""Bad recipes and options of `mskbench train`: one line on stderr, exit code 2, nothing trained or written."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from mskbench.cli.main import main
+from training_fixtures import recipe_config
+
+
+def toml_value(value) -> str:
+    """A TOML literal for the JSON-like values of a recipe (JSON strings are valid TOML basic strings)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def write_recipe(path, config) -> str:
+    lines = []
+    for table, values in config.items():
+        for entry in values if isinstance(values, list) else [values]:
+            lines.append(f"[[{table}]]" if isinstance(values, list) else f"[{table}]")
+            lines.extend(f"{k} = {toml_value(v)}" for k, v in entry.items())
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def run_train(tmp_path, capsys, config, *options) -> str:
+    out = tmp_path / "out"
+    code = main(["train", write_recipe(tmp_path / "r.toml", config), "--out", str(out), *options])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, (code, err)
+    assert not (out / "model.pt").exists() and not (out / "resume.pt").exists()
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ({"base": {"init": "checkpoint", "checkpoint": "/no/such/sam_finetune.pth"}},
+         r"checkpoint /no/such/sam_finetune.pth \(given for 'sam_vit_b'\) does not exist"),
+        ({"base": {"init": "checkpoint"}}, r"checkpoint sam_vit_b_01ec64.pth for 'sam_vit_b' not found in"),
+        ({"dataset": {"subjects": 50}}, r"datasets\[0\] \(knee\)\.subjects: 50 is more than the 7 subjects of its "
+                                        r"'train' split; choose at most 7"),
+        ({"dataset": {"train_split": "test"}}, r"subjects: 2 is more than the 1 subjects of its 'test' split"),
+        ({"dataset": {"params": {"anatomy": "knee", "subjects": 2, "seed": 3}, "train_split": "test", "subjects": "all"}},
+         r"no training subjects"),
+        ({"train": {"loss": "dice+bc"}}, r"train\.loss: 'dice\+bc' is not one of .*\(did you mean 'dice\+bce'\?\)"),
+        ({"train": {"epoch": 3}}, r"train\.epoch: unknown key \(did you mean 'epochs'\?\)"),
+        ({"train": {"precision": "bf16"}}, r"train\.precision = \"bf16\" is CUDA-only .* on cpu"),
+        ({"train": {"mode": "adapters"}}, r"adapters\" is not available yet"),
+        ({"dataset": {"subjects": "al"}}, r"datasets\[0\]\.subjects: 'al' is not valid: training subjects"),
+        ({"prompt": {"max_shift": -5}}, r"prompt\.max_shift: -5.0 is below the minimum 0"),
+        ({"base": {"plugin": "sam3"}}, r"base\.plugin: 'sam3' is not one of .*did you mean 'sam'"),
+    ],
+)
+def test_a_bad_recipe_is_one_line_and_exit_2_before_training(tmp_path, capsys, monkeypatch, tables, message):
+    monkeypatch.setenv("MSKBENCH_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    line = run_train(tmp_path, capsys, recipe_config(**tables))
+    assert re.search(message, line), line
+
+
+def test_an_unwritable_out_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["train", write_recipe(tmp_path / "r.toml", recipe_config()), "--out", str(blocker / "sub")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--out" in err[0], err
+
+
+def test_an_out_with_a_finished_run_needs_another_folder(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "card.json").write_text("{}")
+    code = main(["train", write_recipe(tmp_path / "r.toml", recipe_config()), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "already holds card.json" in err[0], err
+    code = main(["train", str(tmp_path / "r.toml"), "--out", str(tmp_path / "out"), "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "complete" in err[0], err
+
+
+def test_a_missing_recipe_file_is_one_line(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nope.toml")]) == 2
+    assert "recipe file not found" in capsys.readouterr().err
