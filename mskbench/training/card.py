@@ -34,13 +34,13 @@ from typing import Any
 
 from mskbench.errors import CheckpointError
 from mskbench.params import Param, ParamsSchema, validate_params
+from mskbench.prompting.jitter import RESOLUTIONS
 
 CARD_VERSION = 1
 CARD_NAME = "card.json"
 MODEL_NAME = "model.pt"
 TRAINS = ("decoder", "full", "adapters")
 TRAIN_SPLITS = ("train", "val")
-SHIFT_SPACES = ("original", "model")
 _SHA256 = r"[0-9a-f]{64}"
 
 
@@ -57,10 +57,11 @@ class BaseModel:
 
 @dataclass(frozen=True)
 class PromptSetting:
-    """The training prompts: ``kind`` (box, box+point, point), the box shift bound and the space it is in."""
+    """The training prompts: ``kind`` (box, box+point, point), the outward box shift bound and the space it is
+    in (``model_1024``: pixels of the 1024 model input; ``original``: the slice's pixels)."""
 
     kind: str
-    max_shift: int
+    max_shift: float
     shift_space: str
 
 
@@ -107,8 +108,8 @@ _BASE_SCHEMA: ParamsSchema = {
 }
 _PROMPT_SCHEMA: ParamsSchema = {
     "kind": Param("str", choices=("box", "box+point", "point")),
-    "max_shift": Param("int", minimum=0),
-    "shift_space": Param("str", choices=SHIFT_SPACES),
+    "max_shift": Param("float", minimum=0.0),
+    "shift_space": Param("str", choices=RESOLUTIONS),
 }
 _CARD_SCHEMA: ParamsSchema = {
     "version": Param("int"),
