@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from mskbench.errors import SuiteError
 from mskbench.params import Param, ParamsSchema, validate_params
 from mskbench.prompting.jitter import RESOLUTIONS
 from mskbench.suite import DATASET_SCHEMA, DEVICE, MAX_SEED, DatasetEntry
+from mskbench.suite import _interpolate as interpolate
 from mskbench.training.card import TRAINS
 from mskbench.training.losses import LOSSES
 
@@ -172,9 +174,11 @@ def load_recipe(path: str | Path) -> Recipe:
         raise SuiteError(f"{path}: recipe file not found{' (it is a directory)' if path.is_dir() else ''}; "
                          "give the .toml recipe (see recipes/)")
     try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError:
         raise SuiteError(f"{path}: not a UTF-8 text file; a recipe is a .toml file") from None
+    # ${VAR} from the environment and ${RECIPE_DIR}, as suites interpolate theirs (dataset roots stay out of the file)
+    config = interpolate(raw, "", {**os.environ, "RECIPE_DIR": str(path.resolve().parent)})
     return parse_recipe(config, str(path.resolve()), path.stem)
