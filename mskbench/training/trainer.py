@@ -227,14 +227,15 @@ class _Run:
         self.params = trainable_parameters(segmenter.model, self.mode)
         self.module: nn.Module = PromptedLoss(segmenter, make_loss(train["loss"]), encode=self.mode != "decoder")
         if world > 1:
+            # find_unused_parameters: heads the loss does not reach (IoU head, the other mask tokens) get no gradient
             self.module = nn.parallel.DistributedDataParallel(
-                self.module, device_ids=[device.index] if device.type == "cuda" else None
+                self.module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
             )
         self.optimizer = torch.optim.AdamW(self.params, lr=train["lr"], weight_decay=train["weight_decay"])
-        per_rank = math.ceil(len(data.train) / world)
-        self.steps_per_epoch = math.ceil(math.ceil(per_rank / train["batch_size"]) / train["accumulate"])
-        self.scheduler = _scheduler(self.optimizer, train, self.steps_per_epoch)
         self.weights = {d.entry.name: d.weight for d in recipe.datasets}
+        per_rank = sum(1 for s in data.train if self.weights[s.dataset] > 0) // world
+        self.steps_per_epoch = max(1, math.ceil(math.ceil(per_rank / train["batch_size"]) / train["accumulate"]))
+        self.scheduler = _scheduler(self.optimizer, train, self.steps_per_epoch)
         self.encoder = segmenter  # what validation and decoder-mode batches encode with
         if self.mode == "decoder":
             cache_dir = Path(train["embedding_cache"] or out_dir / "embeddings")
@@ -253,11 +254,14 @@ class _Run:
         """One epoch of optimizer steps; the mean training loss of its batches."""
         train, recipe = self.recipe.train, self.recipe
         order = epoch_order(self.data.train, self.weights, recipe.seed, epoch)
-        order = order[self.rank :: self.world]
         rng = np.random.default_rng([recipe.seed, epoch])
         prompt = recipe.prompt
         prompts = [mask_prompt(self.data.train[i].mask, self.data.train[i].label, prompt["kind"], prompt["max_shift"],
                                prompt["shift_space"], rng) for i in order]
+        # under DDP each rank takes every world-th sample (and its prompt, drawn for the whole epoch as one process
+        # draws it), the epoch cut to a multiple of the world size so every rank runs the same number of steps
+        usable = len(order) // self.world * self.world
+        order, prompts = order[self.rank : usable : self.world], prompts[self.rank : usable : self.world]
         batches = [list(range(k, min(k + train["batch_size"], len(order)))) for k in range(0, len(order), train["batch_size"])]
         self.module.train()
         losses = []
@@ -333,7 +337,8 @@ def train(recipe: Recipe, out_dir: Path, resume: bool = False, registry: Registr
     """Run ``recipe`` into ``out_dir``; every input is checked before the first epoch (one-line errors)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    _check_out(out_dir, resume)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 owns OUT (others start while it writes)
+        _check_out(out_dir, resume)
     device = _device(recipe)
     rank, world = _distributed(recipe.train["mode"], device)
     registry = registry or get_registry()
