@@ -94,6 +94,8 @@ def test_resume_after_a_kill_ends_with_the_uninterrupted_checkpoint(tiny_vit_b, 
     a, b = state(tmp_path / "whole" / "model.pt"), state(tmp_path / "resumed" / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (tmp_path / "resumed" / "resume.pt").exists()
+    trained = [row["val_dice"] for row in whole.history[1:]]  # the best epoch's weights are the ones written
+    assert whole.card.best_epoch == 1 + int(np.argmax(trained)) and whole.card.best_val_dice == max(trained)
 
 
 def _held_out_samples():
