@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 from mskbench.cli.main import main
-from training_fixtures import recipe_config
-
-
-def toml_value(value) -> str:
-    """A TOML literal for the JSON-like values of a recipe (JSON strings are valid TOML basic strings)."""
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def write_recipe(path, config) -> str:
-    lines = []
-    for table, values in config.items():
-        for entry in values if isinstance(values, list) else [values]:
-            lines.append(f"[[{table}]]" if isinstance(values, list) else f"[{table}]")
-            lines.extend(f"{k} = {toml_value(v)}" for k, v in entry.items())
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+from training_fixtures import recipe_config, write_recipe
 
 
 def run_train(tmp_path, capsys, config, *options) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_training_bad_inputs import write_recipe
+from training_fixtures import write_recipe
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
