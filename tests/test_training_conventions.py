@@ -26,16 +26,14 @@ def segmenter(kind: str):
 
 @pytest.mark.parametrize("kind", ["sam", "samri", "medsam"])
 def test_the_training_path_equals_inference(kind):
-    from mskbench.training.trainer import _embedding, _prompt_arrays
+    from mskbench.training.trainer import _prompt_arrays
 
     model, medsam_probabilities = segmenter(kind)
     image = phantom(150, 230, seed=3)  # non-square: the resize and padding matter
     embedding = model.encode([image])[0]
-    with torch.no_grad():
-        features = model.model.image_encoder(model.encoder_input([image]))[0]
-    torch.testing.assert_close(features, embedding["features"], rtol=0, atol=1e-5)
-
-    live = _embedding(model, features, image.shape)
+    live = model.trainable_embeddings([image])[0]
+    assert live["features"].requires_grad
+    torch.testing.assert_close(live["features"].detach(), embedding["features"], rtol=0, atol=1e-5)
     assert {k: v for k, v in live.items() if k != "features"} == {k: v for k, v in embedding.items() if k != "features"}
     for box_prompt in (prompt("box", box=(30, 20, 180, 120)), ):
         reference = model.decode_scores(embedding, [box_prompt])[0]
@@ -52,7 +50,7 @@ def test_the_training_path_equals_inference(kind):
 
 
 def test_points_take_the_same_path():
-    from mskbench.training.trainer import _embedding, _prompt_arrays
+    from mskbench.training.trainer import _prompt_arrays
 
     model, _ = segmenter("sam")
     image = phantom(150, 230, seed=4)
@@ -60,6 +58,33 @@ def test_points_take_the_same_path():
     click = prompt("box+point", box=(30, 20, 180, 120), points=[(90, 70)], point_labels=[1])
     reference = model.decode_scores(embedding, [click])[0]
     with torch.no_grad():
-        live = _embedding(model, embedding["features"], image.shape)
-        scores = model.full_size_logits(model.low_res_logits(live, *_prompt_arrays(click)), live)[0, 0].numpy()
+        scores = model.full_size_logits(model.low_res_logits(embedding, *_prompt_arrays(click)), embedding)[0, 0].numpy()
     np.testing.assert_allclose(scores, reference, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("convention", ["upstream", "medsam"])
+def test_the_sam2_training_path_equals_inference(convention):
+    from mskbench.segmenters.medsam import medsam_probabilities
+    from mskbench.segmenters.sam2_image import Sam2MedsamInput, Sam2Segmenter
+    from mskbench.training.trainer import _prompt_arrays
+    from sam_family_tiny import tiny_sam2
+
+    cls = Sam2MedsamInput if convention == "medsam" else Sam2Segmenter
+    model = cls(tiny_sam2(seed=5), device="cpu", precision="fp32", variant="2.1/tiny")
+    image = phantom(150, 230, seed=3)
+    embedding = model.encode([image])[0]
+    live = model.trainable_embeddings([image])[0]
+    assert live["image_embed"].requires_grad
+    for key in ("image_embed", "high_res_feats_0", "high_res_feats_1"):
+        torch.testing.assert_close(live[key].detach(), embedding[key], rtol=0, atol=1e-5)
+    for click in (prompt("box", box=(30, 20, 180, 120)),
+                  prompt("box+point", box=(30, 20, 180, 120), points=[(90, 70)], point_labels=[1])):
+        reference = model.decode_scores(embedding, [click])[0]
+        low_res = model.low_res_logits(live, *_prompt_arrays(click))
+        assert low_res.requires_grad
+        with torch.no_grad():
+            if convention == "medsam":
+                scores = medsam_probabilities(low_res, *image.shape)[0, 0].numpy()
+            else:
+                scores = model.full_size_logits(low_res, live)[0, 0].numpy()
+        np.testing.assert_allclose(scores, reference, rtol=0, atol=1e-4)

@@ -171,3 +171,28 @@ plugin = "gt_box"
     from mskbench.segmenters.checkpoints import sha256_file
 
     assert sha256_file(tmp_path / "out" / "model.pt") in manifest
+
+
+@pytest.mark.parametrize("mode", ["decoder", pytest.param("full", marks=pytest.mark.slow)])  # full: ~40 s
+def test_sam2_trains_and_its_checkpoint_loads_through_the_sam2_plugin(monkeypatch, tmp_path, mode):
+    import mskbench.segmenters.sam2_image as sam2_module
+    from mskbench.plugin_manager import get_registry
+    from sam_family_tiny import TINY_SAM2_OVERRIDES
+
+    real_build = sam2_module.build_sam2
+    monkeypatch.setattr(sam2_module, "build_sam2", lambda config, ckpt_path=None, device="cpu": real_build(
+        config, ckpt_path, device, hydra_overrides_extra=TINY_SAM2_OVERRIDES))
+    params = {"version": "2.1", "variant": "tiny"}
+    outcome = train(recipe(base={"plugin": "sam2", "params": params}, train={"mode": mode, "epochs": 1},
+                           dataset={"slices_per_subject": 1}), tmp_path / "out", show_progress=False)
+    torch.manual_seed(0)  # the recipe's seeded random start
+    before = sam2_module.build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml").state_dict()
+    after = state(tmp_path / "out" / "model.pt")
+    trunk = [n for n in after if n.startswith("image_encoder.")]
+    assert trunk and all(torch.equal(after[n], before[n]) for n in trunk) == (mode == "decoder")
+    assert any(not torch.equal(after[n], before[n]) for n in after if n.startswith("sam_mask_decoder."))
+    assert outcome.card.base.plugin == "sam2" and outcome.card.base.input_convention == "upstream"
+
+    segmenter = get_registry().create("model", "sam2", params, "models[0]", device="cpu",
+                                      checkpoint=str(tmp_path / "out" / "model.pt"))
+    assert all(torch.equal(segmenter.model.state_dict()[k], v) for k, v in after.items())

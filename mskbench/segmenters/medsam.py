@@ -81,6 +81,12 @@ class MedsamRecipeSegmenter(PromptableSegmenter):
         # contiguous NCHW: a channels-last view sends the patch-embedding conv down another kernel
         return torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous().to(self.device)
 
+    def trainable_embeddings(self, images: list[np.ndarray]) -> list[Embedding]:
+        """Embeddings with gradients, for `mskbench train`'s full mode; features left on the device."""
+        original_size = tuple(int(v) for v in images[0].shape)
+        return [{"features": item, "original_size": original_size}
+                for item in self.model.image_encoder(self.encoder_input(images))]
+
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         features = self.model.image_encoder(self.encoder_input(images)).cpu()
         original_size = tuple(int(v) for v in images[0].shape)

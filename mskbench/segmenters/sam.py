@@ -65,10 +65,13 @@ class SamSegmenter(PromptableSegmenter):
         resized = np.stack([self.predictor.transform.apply_image(self._model_image(image)) for image in images])
         return torch.as_tensor(resized, device=self.device).permute(0, 3, 1, 2).contiguous()
 
-    def encoder_input(self, images: list[np.ndarray]) -> torch.Tensor:
-        """The image encoder's input for equally sized slices, as ``set_torch_image`` computes it (mean/std, pad):
-        what `mskbench train` feeds the encoder when it trains, so training and evaluation see the same pixels."""
-        return self.model.preprocess(self._resized_batch(images))
+    def trainable_embeddings(self, images: list[np.ndarray]) -> list[Embedding]:
+        """Embeddings of equally sized slices with gradients, for `mskbench train`'s full mode: the image encoder
+        on the input ``set_torch_image`` computes (mean/std, pad); the dicts of :meth:`encode`, left on the device."""
+        batch = self._resized_batch(images)
+        features = self.model.image_encoder(self.model.preprocess(batch))
+        original_size, input_size = tuple(int(v) for v in images[0].shape), tuple(int(v) for v in batch.shape[-2:])
+        return [{"features": item, "original_size": original_size, "input_size": input_size} for item in features]
 
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         predictor = self.predictor

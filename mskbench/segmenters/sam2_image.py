@@ -58,16 +58,30 @@ class Sam2Segmenter(PromptableSegmenter):
         weights = load_weights(model, sam2_checkpoint_key(version, variant), checkpoint, arch=config)
         return cls(model, device=device, precision=precision, variant=f"{version}/{variant}", weights=weights)
 
-    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
-        return self._encode_inputs([to_rgb(image) for image in images], images[0].shape)
+    def _model_inputs(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """The slices as the images ``set_image_batch`` takes (RGB uint8; MedSAM's recipe: its [0, 1] image)."""
+        return [to_rgb(image) for image in images]
 
-    def _encode_inputs(self, inputs: list[np.ndarray], slice_shape: tuple[int, ...]) -> list[Embedding]:
+    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        return self._encode_inputs(self._model_inputs(images), images[0].shape)
+
+    def trainable_embeddings(self, images: list[np.ndarray]) -> list[Embedding]:
+        """Embeddings of equally sized slices with gradients, for `mskbench train`: ``set_image_batch``'s own
+        steps (upstream's function without its ``no_grad``), features left on the device."""
+        return self._encode_inputs(self._model_inputs(images), images[0].shape, with_grad=True)
+
+    def _encode_inputs(self, inputs: list[np.ndarray], slice_shape: tuple[int, ...],
+                       with_grad: bool = False) -> list[Embedding]:
         """``set_image_batch`` on the model inputs; embeddings remember the slice's own size."""
         predictor = self.predictor
-        predictor.set_image_batch(inputs)
+        if with_grad:
+            type(predictor).set_image_batch.__wrapped__(predictor, inputs)
+        else:
+            predictor.set_image_batch(inputs)
+        keep = (lambda tensor: tensor) if with_grad else (lambda tensor: tensor.cpu())
         features = predictor._features
-        image_embed = features["image_embed"].cpu()
-        high_res = [level.cpu() for level in features["high_res_feats"]]
+        image_embed = keep(features["image_embed"])
+        high_res = [keep(level) for level in features["high_res_feats"]]
         predictor.reset_predictor()
         original_size = tuple(int(v) for v in slice_shape)
         return [
@@ -78,6 +92,25 @@ class Sam2Segmenter(PromptableSegmenter):
             }
             for i in range(len(inputs))
         ]
+
+    def low_res_logits(self, embedding: Embedding, points: np.ndarray | None, point_labels: np.ndarray | None,
+                       boxes: np.ndarray | None) -> torch.Tensor:
+        """The decoder's (n, 1, 256, 256) logits with gradients, for `mskbench train`: the predictor's own prompt
+        transforms and ``_predict`` (upstream's function without its ``no_grad``), ``multimask_output=False``."""
+        predictor = self.predictor
+        self._restore(embedding)
+        try:
+            _, coords, labels, box = predictor._prep_prompts(points, point_labels, boxes, None, normalize_coords=True)
+            _, _, low_res = type(predictor)._predict.__wrapped__(
+                predictor, coords, labels, box, None, multimask_output=False, return_logits=True
+            )
+        finally:
+            predictor.reset_predictor()
+        return low_res
+
+    def full_size_logits(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
+        """Low-resolution logits at the slice's size, as the predictor maps them (``postprocess_masks``)."""
+        return self.predictor._transforms.postprocess_masks(low_res, tuple(int(v) for v in embedding["original_size"]))
 
     def _restore(self, embedding: Embedding) -> None:
         """The predictor's state after set_image, restored from the cached embedding."""
@@ -157,9 +190,14 @@ class Sam2MedsamInput(Sam2Segmenter):
         self.threshold = MEDSAM_THRESHOLD
         self.predictor._transforms.transforms = _AlreadyPrepared()
 
-    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+    def _model_inputs(self, images: list[np.ndarray]) -> list[np.ndarray]:
         size = self.predictor.model.image_size
-        return self._encode_inputs([medsam_image(image, size) for image in images], images[0].shape)
+        return [medsam_image(image, size) for image in images]
+
+    def full_size_logits(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
+        """The logits of the recipe's probabilities (sigmoid, then bilinear), clamped 1e-6 from 0 and 1."""
+        height, width = (int(v) for v in embedding["original_size"])
+        return torch.logit(medsam_probabilities(low_res, height, width), eps=1e-6)
 
     def _probabilities(self, low_res: np.ndarray, n: int, embedding: Embedding) -> torch.Tensor:
         height, width = (int(v) for v in embedding["original_size"])

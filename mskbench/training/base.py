@@ -3,8 +3,8 @@
 With ``init = "checkpoint"`` the segmenter is built by the plugin's own
 factory (registry build, verified weights, input convention), exactly as a
 suite builds it. With ``init = "random"`` it is the same segmenter class on
-segment_anything's registry model with the builder's random initialisation
-(seeded by the recipe), or, with ``architecture = "reduced"``, on a model
+segment_anything's registry model (SAM 2: ``build_sam2`` on the packaged
+config) with the builder's random initialisation (seeded by the recipe), or, with ``architecture = "reduced"``, on a model
 built by segment_anything's own ``_build_sam`` with a 1-block, 64-wide image
 encoder (:func:`reduced_sam`): the prompt encoder and mask decoder are SAM's,
 full size, so decoder training does the real work; only the encoder is small.
@@ -14,8 +14,8 @@ as tests/test_segmenters_sam_plugins.py does with its tiny SAM).
 
 Which parameters train, per ``mode`` (counts for SAM ViT-B in docs/training.md):
 
-- ``decoder``: the mask decoder and the prompt encoder; the image encoder is frozen
-  (its embeddings are computed once and cached);
+- ``decoder``: the mask decoder and the prompt encoder (SAM 2: ``sam_mask_decoder``, ``sam_prompt_encoder``);
+  the image encoder is frozen (its embeddings are computed once and cached);
 - ``full``: every parameter.
 """
 
@@ -45,7 +45,7 @@ def reduced_sam(checkpoint: str | None = None) -> torch.nn.Module:
 
 def input_convention(plugin: str, params: dict[str, Any]) -> str:
     """How the base plugin turns a slice into model input (recorded on the card)."""
-    if plugin == "sam":
+    if plugin in ("sam", "sam2"):
         return params["input_convention"]
     return plugin  # medsam: MedSAM's recipe; samri: SAMRI's stretch + SamPredictor
 
@@ -56,6 +56,14 @@ def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, de
     from mskbench.segmenters.medsam import MedSamSegmenter, SamMedsamInput
     from mskbench.segmenters.sam import SamriSegmenter, SamSegmenter
 
+    if plugin == "sam2":
+        from mskbench.segmenters import sam2_image
+        from mskbench.segmenters.sam_catalog import sam2_config
+
+        cls = sam2_image.Sam2MedsamInput if params["input_convention"] == "medsam" else sam2_image.Sam2Segmenter
+        model = sam2_image.build_sam2(sam2_config(params["version"], params["variant"]), ckpt_path=None, device="cpu")
+        return cls(model, device=device, precision=params["precision"],
+                   variant=f"{params['version']}/{params['variant']}", weights=Weights())
     if plugin == "sam":
         cls = SamMedsamInput if params["input_convention"] == "medsam" else SamSegmenter
         variant = params["variant"]
@@ -91,7 +99,8 @@ def build_base(base: dict[str, Any], seed: int, device: str, registry: Registry)
 
 def trainable_parameters(model: torch.nn.Module, mode: str) -> list[torch.nn.Parameter]:
     """Freeze what ``mode`` keeps fixed (``requires_grad = False``); the parameters that train, in model order."""
-    trains = {"decoder": ("prompt_encoder.", "mask_decoder."), "full": ("",)}[mode]
+    decoder = ("prompt_encoder.", "mask_decoder.", "sam_prompt_encoder.", "sam_mask_decoder.")  # SAM, SAM 2
+    trains = {"decoder": decoder, "full": ("",)}[mode]
     out = []
     for name, param in model.named_parameters():
         param.requires_grad_(name.startswith(trains))

@@ -27,8 +27,8 @@ from mskbench.suite import _interpolate as interpolate
 from mskbench.training.card import TRAINS
 from mskbench.training.losses import LOSSES
 
-#: base model plugins `mskbench train` can start from (the SAM-family plugins built on segment_anything)
-BASE_PLUGINS: tuple[str, ...] = ("sam", "medsam", "samri")
+#: base model plugins `mskbench train` can start from: the SAM-family segmenters (segment_anything, sam2)
+BASE_PLUGINS: tuple[str, ...] = ("sam", "medsam", "samri", "sam2")
 PROMPT_KINDS: tuple[str, ...] = ("box", "box+point", "point")
 
 TOP_SCHEMA: ParamsSchema = {
@@ -153,6 +153,8 @@ def parse_recipe(config: dict[str, Any], path: str, name: str) -> Recipe:
     if train["mode"] == "adapters":
         raise SuiteError('train.mode = "adapters" is not available yet (its checkpoint needs a model plugin that '
                          'builds the adapters); use "decoder" or "full"')
+    if base["architecture"] == "reduced" and base["plugin"] == "sam2":
+        raise SuiteError('base.architecture = "reduced" is a segment_anything SAM; for sam2 use "full"')
     if base["architecture"] == "reduced" and base["init"] != "random":
         raise SuiteError('base.architecture = "reduced" has no published weights; set init = "random" with it')
     if base["init"] == "random" and base["checkpoint"] is not None:

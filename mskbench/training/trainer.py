@@ -84,15 +84,6 @@ def _prompt_arrays(prompt: Prompt) -> tuple[np.ndarray | None, np.ndarray | None
     return points, labels, box
 
 
-def _embedding(segmenter: PromptableSegmenter, features: torch.Tensor, shape: tuple[int, int]) -> dict[str, Any]:
-    """An embedding dict as ``encode`` returns it, around features that keep their graph (``full`` mode)."""
-    embedding: dict[str, Any] = {"features": features, "original_size": shape}
-    predictor = getattr(segmenter, "predictor", None)
-    if predictor is not None:  # SamPredictor's convention also needs the resized size
-        embedding["input_size"] = predictor.transform.get_preprocess_shape(*shape, predictor.transform.target_length)
-    return embedding
-
-
 class PromptedLoss(nn.Module):
     """The mean loss of a batch of (embedding or image, prompt, target); a module so DDP can wrap it."""
 
@@ -110,10 +101,9 @@ class PromptedLoss(nn.Module):
             by_shape: dict[tuple[int, int], list[int]] = {}
             for i, sample in enumerate(samples):
                 by_shape.setdefault(sample.image.shape, []).append(i)
-            for shape, indices in by_shape.items():
-                features = self.model.image_encoder(segmenter.encoder_input([samples[i].image for i in indices]))
-                for i, item in zip(indices, features):
-                    embeddings[i] = _embedding(segmenter, item, shape)
+            for indices in by_shape.values():
+                for i, embedding in zip(indices, segmenter.trainable_embeddings([samples[i].image for i in indices])):
+                    embeddings[i] = embedding
         total = torch.zeros((), device=segmenter.device)
         for sample, prompt, embedding in zip(samples, prompts, embeddings):  # type: ignore[arg-type]
             low_res = segmenter.low_res_logits(embedding, *_prompt_arrays(prompt))
