@@ -33,7 +33,7 @@ def run_train(tmp_path, capsys, config, *options) -> str:
         ({"train": {"loss": "dice+bc"}}, r"train\.loss: 'dice\+bc' is not one of .*\(did you mean 'dice\+bce'\?\)"),
         ({"train": {"epoch": 3}}, r"train\.epoch: unknown key \(did you mean 'epochs'\?\)"),
         ({"train": {"precision": "bf16"}}, r"train\.precision = \"bf16\" is CUDA-only .* on cpu"),
-        ({"train": {"mode": "adapters"}}, r"adapters\" is not available yet"),
+        ({"train": {"mode": "adapter"}}, r"train\.mode: 'adapter' is not one of .*did you mean 'adapters'"),
         ({"dataset": {"subjects": "al"}}, r"datasets\[0\]\.subjects: 'al' is not valid: training subjects"),
         ({"prompt": {"max_shift": -5}}, r"prompt\.max_shift: -5.0 is below the minimum 0"),
         ({"base": {"plugin": "sam3"}}, r"base\.plugin: 'sam3' is not one of .*did you mean 'sam'"),

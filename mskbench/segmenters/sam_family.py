@@ -52,10 +52,14 @@ def load_weights(model: torch.nn.Module, key: str, checkpoint: str | None, arch:
 
     The file is verified against the official sha256 when it is the official
     file, loaded with ``weights_only=True``, and a state dict for another
-    architecture is one :class:`CheckpointError` naming ``arch``.
+    architecture is one :class:`CheckpointError` naming ``arch``. Encoder
+    adapters the state dict has entries for are attached first (:mod:`.adapters`).
     """
+    from mskbench.segmenters.adapters import attach_adapters_for
+
     path = resolve_checkpoint(key, checkpoint)
     state = load_checkpoint_state(path, expected_sha256(key, path))
+    attach_adapters_for(model, state)  # a checkpoint of `mskbench train`'s adapters mode (none: nothing attached)
     apply_state_dict(model, state, path=path, arch=arch)
     return Weights(str(path), sha256_file(path))
 

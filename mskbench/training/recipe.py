@@ -150,9 +150,6 @@ def parse_recipe(config: dict[str, Any], path: str, name: str) -> Recipe:
     base = _table(BASE_SCHEMA, top["base"], "base")
     train = _table(TRAIN_SCHEMA, top["train"], "train")
     prompt = _table(PROMPT_SCHEMA, top["prompt"], "prompt")
-    if train["mode"] == "adapters":
-        raise SuiteError('train.mode = "adapters" is not available yet (its checkpoint needs a model plugin that '
-                         'builds the adapters); use "decoder" or "full"')
     if base["architecture"] == "reduced" and base["plugin"] == "sam2":
         raise SuiteError('base.architecture = "reduced" is a segment_anything SAM; for sam2 use "full"')
     if base["architecture"] == "reduced" and base["init"] != "random":

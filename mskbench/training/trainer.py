@@ -16,8 +16,9 @@ resumed run draws what an uninterrupted one would.
 
 ``decoder`` mode computes each slice's embedding once through the existing
 embedding cache and trains the prompt encoder and mask decoder on it (the
-SAMRI recipe); ``full`` runs the image encoder with gradients on every step.
-Under ``torchrun`` (``WORLD_SIZE`` > 1) ``full`` training is data-parallel
+SAMRI recipe); ``full`` and ``adapters`` run the image encoder with gradients
+on every step (``adapters`` trains only the encoder adapters).
+Under ``torchrun`` (``WORLD_SIZE`` > 1) ``full`` / ``adapters`` training is data-parallel
 with :class:`~torch.nn.parallel.DistributedDataParallel`: each rank takes
 every world-th sample of the epoch's order and rank 0 writes the outputs.
 """
@@ -43,6 +44,7 @@ from mskbench.metrics.cases import case_state
 from mskbench.metrics.overlap import OverlapMetrics
 from mskbench.plugin_manager import Registry, get_registry
 from mskbench.segmenters.cache import CachedSegmenter, EmbeddingCache, segmenter_key_prefix
+from mskbench.segmenters.adapters import attach_adapters
 from mskbench.segmenters.checkpoints import sha256_uncached
 from mskbench.segmenters.sam_family import PromptableSegmenter
 from mskbench.segmenters.torch_utils import torch_device
@@ -164,7 +166,7 @@ def _distributed(mode: str, device: torch.device) -> tuple[int, int]:
         return 0, 1
     if mode == "decoder":
         raise SuiteError("train.mode = \"decoder\" trains on one device (its embeddings are cached); run it without "
-                         "torchrun, or use mode = \"full\"")
+                         "torchrun, or use mode = \"full\" or \"adapters\"")
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -214,6 +216,9 @@ class _Run:
         self.recipe, self.out_dir, self.data, self.segmenter = recipe, out_dir, data, segmenter
         self.device, self.rank, self.world = device, rank, world
         self.mode = train["mode"]
+        if self.mode == "adapters":
+            torch.manual_seed(recipe.seed)  # the adapters' down-projections are drawn
+            attach_adapters(segmenter.model, train["adapter_ratio"])
         self.params = trainable_parameters(segmenter.model, self.mode)
         self.module: nn.Module = PromptedLoss(segmenter, make_loss(train["loss"]), encode=self.mode != "decoder")
         if world > 1:
