@@ -67,3 +67,22 @@ def test_an_out_with_a_finished_run_needs_another_folder(tmp_path, capsys):
 def test_a_missing_recipe_file_is_one_line(tmp_path, capsys):
     assert main(["train", str(tmp_path / "nope.toml")]) == 2
     assert "recipe file not found" in capsys.readouterr().err
+
+
+def test_a_hostile_resume_state_runs_no_code(tmp_path, capsys, monkeypatch):
+    """`--resume` reads OUT/resume.pt with weights_only=True: a pickle that runs code is one line, and no code runs."""
+    from segment_anything import sam_model_registry
+
+    from code_pickles import armed, pickle_bytes
+    from sam_family_tiny import tiny_sam
+
+    monkeypatch.setitem(sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam(seed=0))
+    marker = tmp_path / "marker"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "resume.pt").write_bytes(pickle_bytes(marker, "torch-zip"))
+    assert armed(marker, "torch-zip")  # the payload does fire under a plain unpickler (armed removes the marker)
+    code = main(["train", write_recipe(tmp_path / "r.toml", recipe_config()), "--out", str(out), "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "resume.pt: cannot be read as a training state" in err[0], err
+    assert not marker.exists()
