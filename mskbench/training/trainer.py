@@ -43,8 +43,8 @@ from mskbench.manifest import git_commit, package_versions
 from mskbench.metrics.cases import case_state
 from mskbench.metrics.overlap import OverlapMetrics
 from mskbench.plugin_manager import Registry, get_registry
-from mskbench.segmenters.cache import CachedSegmenter, EmbeddingCache, segmenter_key_prefix
 from mskbench.segmenters.adapters import attach_adapters
+from mskbench.segmenters.cache import CachedSegmenter, EmbeddingCache, segmenter_key_prefix
 from mskbench.segmenters.checkpoints import sha256_uncached
 from mskbench.segmenters.sam_family import PromptableSegmenter
 from mskbench.segmenters.torch_utils import torch_device
