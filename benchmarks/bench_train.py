@@ -1,7 +1,9 @@
-"""Training time per epoch: decoder-only on cached embeddings (SAMRI) vs full fine-tuning, same data and model.
+"""Training time per epoch: decoder-only on cached embeddings (SAMRI) vs adapters vs full fine-tuning.
 
 Both runs are `mskbench train` itself (:func:`mskbench.training.trainer.train`)
-on the same phantom knee samples with the same recipe except ``train.mode``;
+on the same phantom knee samples with the same recipe except ``train.mode``
+(``adapters`` runs the encoder forward and backward like ``full`` but updates
+only the adapters);
 only the optimizer epochs are timed (``_Run.run_epoch``), not validation. The
 decoder run's one-off embedding pass (every slice through the encoder once,
 into the embedding cache) is reported separately. SAMRI reports that the image
@@ -88,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    results = {mode: timed_run(mode, args) for mode in ("decoder", "full")}
+    results = {mode: timed_run(mode, args) for mode in ("decoder", "adapters", "full")}
     print(f"{platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, device {args.device}, "
           f"encoder {args.encoder}, {args.precision}, {args.threads} thread(s)")
     print(f"{args.subjects} training subjects x {args.slices} slices x 2 labels, batch {args.batch_size}; "
@@ -98,7 +100,7 @@ def main() -> None:
         kept = epochs[1:] if len(epochs) > 1 else epochs
         means[mode] = sum(kept) / len(kept)
         extra = f"; one-off embedding pass {embed:.2f} s" if mode == "decoder" else ""
-        print(f"  {mode:8s} {means[mode]:.3f} s/epoch (epochs: {', '.join(f'{e:.2f}' for e in epochs)}){extra}")
+        print(f"  {mode:9s} {means[mode]:.3f} s/epoch (epochs: {', '.join(f'{e:.2f}' for e in epochs)}){extra}")
     ratio = means["full"] / means["decoder"]
     print(f"full / decoder = {ratio:.2f}x per epoch; decoder-only saves {1 - means['decoder'] / means['full']:.0%} "
           "of the epoch (SAMRI: the encoder is ~88 % of training time)")
