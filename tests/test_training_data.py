@@ -84,3 +84,23 @@ def test_losses_are_monai_configured_as_documented():
     expected = DiceLoss(softmax=True)(two_class, onehot) + torch.nn.functional.cross_entropy(two_class, target[:, 0].long())
     torch.testing.assert_close(make_loss("dice+ce")(logits, target), expected)
     assert DiceCELoss  # the class the recipe names map to
+
+
+def test_the_learning_rate_warms_up_linearly_then_follows_the_cosine_with_restarts():
+    """Against the closed forms: warm-up lr·(f + (1-f)·s/W), then η_min + (lr-η_min)(1 + cos(π t/T))/2, T = epochs·steps."""
+    import math
+
+    from mskbench.training.trainer import _scheduler
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=0.1)
+    train = {"restart_epochs": 2, "restart_mult": 1, "min_lr": 0.01, "warmup_steps": 4}
+    scheduler = _scheduler(optimizer, train, steps_per_epoch=5)  # a period of 10 steps
+    lrs = []
+    for _ in range(4 + 25):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    warmup = [0.1 * (1e-3 + (1 - 1e-3) * s / 4) for s in range(4)]
+    cosine = [0.01 + 0.09 * (1 + math.cos(math.pi * (t % 10) / 10)) / 2 for t in range(25)]
+    np.testing.assert_allclose(lrs, warmup + cosine, rtol=1e-9, atol=1e-12)
