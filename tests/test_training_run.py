@@ -235,3 +235,12 @@ def test_vit_b_adapter_count_is_the_documented_one():
     model = sam_model_registry["vit_b"]()
     attach_adapters(model, 0.25)
     assert sum(p.numel() for p in trainable_parameters(model, "adapters")) == 3_550_464
+
+
+def test_accumulating_two_batches_of_one_equals_one_batch_of_two(tiny_vit_b, tmp_path):
+    for name, batch, accumulate in (("acc", 1, 2), ("one", 2, 1)):
+        train(recipe(train={"epochs": 1, "batch_size": batch, "accumulate": accumulate, "grad_clip": 0.5}),
+              tmp_path / name, show_progress=False)
+    acc, one = state(tmp_path / "acc" / "model.pt"), state(tmp_path / "one" / "model.pt")
+    for key in one:
+        torch.testing.assert_close(acc[key], one[key], rtol=1e-4, atol=1e-6)
