@@ -244,3 +244,11 @@ def test_accumulating_two_batches_of_one_equals_one_batch_of_two(tiny_vit_b, tmp
     acc, one = state(tmp_path / "acc" / "model.pt"), state(tmp_path / "one" / "model.pt")
     for key in one:
         torch.testing.assert_close(acc[key], one[key], rtol=1e-4, atol=1e-6)
+
+
+def test_early_stopping_after_patience_epochs_without_a_better_val_dice(tiny_vit_b, tmp_path):
+    """lr = 0: every epoch's val Dice equals the first's, which is not above best + min_delta."""
+    outcome = train(recipe(train={"epochs": 6, "lr": 0.0, "patience": 2}), tmp_path / "out", show_progress=False)
+    assert [row["epoch"] for row in outcome.history] == [0, 1, 2, 3]
+    assert outcome.card.epochs_run == 3 and outcome.card.best_epoch == 1
+    assert [row["best"] for row in outcome.history[1:]] == [True, False, False]
