@@ -252,3 +252,18 @@ def test_early_stopping_after_patience_epochs_without_a_better_val_dice(tiny_vit
     assert [row["epoch"] for row in outcome.history] == [0, 1, 2, 3]
     assert outcome.card.epochs_run == 3 and outcome.card.best_epoch == 1
     assert [row["best"] for row in outcome.history[1:]] == [True, False, False]
+
+
+@pytest.mark.parametrize(("plugin", "params"), [("medsam", {}), ("samri", {"variant": "bp"}),
+                                                ("sam", {"input_convention": "medsam"})])
+def test_every_segment_anything_base_trains_and_loads_through_its_plugin(tiny_vit_b, tmp_path, plugin, params):
+    from mskbench.plugin_manager import get_registry
+
+    outcome = train(recipe(base={"plugin": plugin, "params": params}, train={"epochs": 1},
+                           dataset={"slices_per_subject": 1}), tmp_path / "out", show_progress=False)
+    convention = params.get("input_convention", plugin)
+    assert outcome.card.base.plugin == plugin and outcome.card.base.input_convention == convention
+    loaded = get_registry().create("model", plugin, params, "models[0]", device="cpu",
+                                   checkpoint=str(tmp_path / "out" / "model.pt"))
+    after = state(tmp_path / "out" / "model.pt")
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in after.items())
