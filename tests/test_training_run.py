@@ -66,6 +66,8 @@ def test_same_recipe_and_seed_give_identical_checkpoints_and_another_seed_does_n
     first, second, other = runs["a"][0], runs["b"][0], runs["c"][0]
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert runs["a"][1].card.checkpoint_sha256 == runs["b"][1].card.checkpoint_sha256
+    bases = [runs[name][1].card.base for name in "abc"]  # random init: no file, the initial weights' hash
+    assert bases[0].checkpoint is None and bases[0].checkpoint_sha256 == bases[1].checkpoint_sha256
     assert any(not torch.equal(first[k], other[k]) for k in first)
 
 

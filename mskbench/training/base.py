@@ -65,7 +65,7 @@ def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, de
         cls = sam2_image.Sam2MedsamInput if params["input_convention"] == "medsam" else sam2_image.Sam2Segmenter
         model = sam2_image.build_sam2(sam2_config(params["version"], params["variant"]), ckpt_path=None, device="cpu")
         return cls(model, device=device, precision=params["precision"],
-                   variant=f"{params['version']}/{params['variant']}", weights=Weights())
+                   variant=f"{params['version']}/{params['variant']}", weights=initial_weights(model))
     if plugin == "sam":
         cls = SamMedsamInput if params["input_convention"] == "medsam" else SamSegmenter
         variant = params["variant"]
@@ -73,7 +73,18 @@ def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, de
         cls, variant = {"medsam": MedSamSegmenter, "samri": SamriSegmenter}[plugin], params.get("variant", "vit_b")
     build = params.get("variant", "vit_b") if plugin == "sam" else "vit_b"
     model = reduced_sam() if architecture == "reduced" else sam_model_registry[build]()
-    return cls(model, device=device, precision=params["precision"], variant=variant, weights=Weights())
+    return cls(model, device=device, precision=params["precision"], variant=variant, weights=initial_weights(model))
+
+
+def initial_weights(model: torch.nn.Module) -> Weights:
+    """No file, but the sha256 of the random initial state dict as ``torch.save`` writes it: it keys the
+    embedding cache (two random inits never share embeddings) and the card records it."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return Weights(None, hashlib.sha256(buffer.getvalue()).hexdigest())
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ _SHA256 = r"[0-9a-f]{64}"
 
 @dataclass(frozen=True)
 class BaseModel:
-    """The model training started from: its plugin and params, its weights (None: random initialisation)."""
+    """The model training started from: its plugin and params, its weights file (None: random initialisation,
+    then ``checkpoint_sha256`` is the hash of the initial state dict as ``torch.save`` writes it)."""
 
     plugin: str
     params: dict[str, Any]
