@@ -116,6 +116,10 @@ def test_a_2x2_grid_gives_4_cards_and_a_suite_that_plans_runs_and_records_them(t
         ("mode-decoder_max-shift-0", "decoder", 0.0), ("mode-decoder_max-shift-20", "decoder", 20.0),
         ("mode-full_max-shift-0", "full", 0.0), ("mode-full_max-shift-20", "full", 20.0)]
     assert {json.loads(c[4])["knee"] for c in cells[1:]} == {2}
+    assert main(["stats", "--db", str(db)]) == 0  # one subject: the fine-tuning model says why it is not fitted
+    with duckdb.connect(str(db), read_only=True) as con:
+        (status, reason), = con.execute("SELECT status, reason FROM stats_finetune_status").fetchall()
+    assert status == "not computed" and "too few" in reason
 
 
 def test_finished_runs_are_skipped_and_an_interrupted_one_resumes(tmp_path):
