@@ -111,15 +111,17 @@ def _target(config: dict[str, Any], path: str, where: str) -> tuple[dict[str, An
     for depth, part in enumerate(parts[:-1]):
         here = ".".join(parts[:depth]) or "the recipe"
         if isinstance(node, list):
-            names = [_entry_name(e) for e in node if isinstance(e, Mapping)]
+            entries = [e for e in node if isinstance(e, Mapping)]
+            names = [_entry_name(e) for e in entries]
             if part not in names:
                 raise SuiteError(f"{where}: {here} has no entry named '{part}'{suggest(part, names)}; entries: "
-                                 f"{', '.join(names)}")
-            node = node[names.index(part)]
+                                 f"{', '.join(names) or 'none'}")
+            node = entries[names.index(part)]
         elif isinstance(node, Mapping) and isinstance(node.get(part), (Mapping, list)):
             node = node[part]
         else:
-            known = sorted(k for k, v in node.items() if isinstance(v, (Mapping, list))) if isinstance(node, Mapping) else []
+            tables = node.items() if isinstance(node, Mapping) else ()
+            known = sorted(k for k, v in tables if isinstance(v, (Mapping, list)))
             raise SuiteError(f"{where}: {here} has no table '{part}'{suggest(part, known)}; tables: "
                              f"{', '.join(known) or 'none'} (add the table to the recipe to vary its keys)")
     if not isinstance(node, dict):
@@ -149,7 +151,8 @@ def expand(base: dict[str, Any], grid: Mapping[str, Any], where: str, default_na
     """Every combination of the grid's lists applied to a copy of ``base``, named by the varied values; each
     run's ``recipe.name`` is the base recipe's name (``default_name`` when unnamed) and the run's name."""
     if not grid:
-        raise SuiteError(f"{where}.grid: no key paths; give at least one, e.g. \"train.mode\" = [\"decoder\", \"full\"]")
+        raise SuiteError(f"{where}.grid: no key paths; give at least one, "
+                         "e.g. \"train.mode\" = [\"decoder\", \"full\"]")
     axes = []
     for path, values in grid.items():
         at = f"{where}.grid.\"{path}\""
