@@ -170,3 +170,40 @@ def test_an_unwritable_out_is_one_line_before_any_training(tmp_path):
     with pytest.raises(UserError, match=r"--out .*file"):
         train_grid(write_grid(tmp_path), tmp_path / "file", trainer=fake.trainer(), report=lambda _: None)
     assert fake.calls == []
+
+
+def test_the_suite_resolves_recipe_dir_keeps_env_vars_and_leaves_out_a_random_base(tmp_path):
+    import tomllib
+
+    from mskbench.training.grid_suite import suite_text
+
+    recipe = RECIPE.replace("[base]", '[base]\ninit = "random"').replace(
+        "[[datasets]]", '[[datasets]]\npreprocess = { clip_percentiles = [0.5, 99.5] }\nweight = 2.0')
+    recipe += '\n[[datasets]]\nname = "spine"\nplugin = "spider"\nparams = { root = "${RECIPE_DIR}/spider", ' \
+              'cache = "${SCRATCH}" }\nsubjects = "all"\n'
+    suite = tomllib.loads(suite_text(load_grid(write_grid(tmp_path, GRID + '[evaluate]\nsplit = "val"\n', recipe))))
+    assert [m["name"] for m in suite["models"]][0] == "mode-decoder_max-shift-0"  # no weights: no base model
+    knee, spine = suite["datasets"]
+    assert knee["split"] == "val" and knee["preprocess"] == {"clip_percentiles": [0.5, 99.5]}
+    assert "weight" not in knee and "subjects" not in knee  # recipe-only keys stay in the recipe
+    assert spine["params"] == {"root": f"{tmp_path}/spider", "cache": "${SCRATCH}"}
+
+
+def test_a_grid_that_changes_what_a_dataset_name_means_is_refused(tmp_path):
+    grid = GRID.replace('"train.mode" = ["decoder", "full"]', '"datasets.knee.labels" = [["femur"], ["tibia"]]')
+    with pytest.raises(SuiteError, match=r"changes dataset 'knee' \(plugin, params or labels\)"):
+        train_grid(write_grid(tmp_path, grid), tmp_path / "out", trainer=FakeTrainer().trainer(),
+                   report=lambda _: None)
+
+
+@pytest.mark.parametrize("item", [
+    "plain", 'quote " and \\ backslash', "tab\tand newline\n", "ünïcode ✓", "${SUITE_DIR}/x", 0, -3, 2.5, 1e-7,
+    True, [1, "a", [2.0]], {"k": 1, "needs quoting": {"x.y": "z"}}, {}, [],
+])
+def test_toml_values_read_back_as_written(item):
+    import tomllib
+
+    from mskbench.training.toml_text import document
+
+    assert tomllib.loads(f"v = {value(item)}")["v"] == item  # tomllib is the reference reader
+    assert tomllib.loads(document({"t": {"v": item}}, {}))["t"]["v"] == item
