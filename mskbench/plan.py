@@ -21,6 +21,8 @@ from mskbench.params import suggest
 from mskbench.plugin_manager import PluginInfo, Registry
 from mskbench.protocols import Biomarker, Dataset, Metric, Prompter
 from mskbench.suite import DatasetEntry, ModelEntry, PrompterEntry, Suite
+from mskbench.training.card import ModelCard
+from mskbench.training.guard import check_leakage, model_card
 from mskbench.types import LabelInfo, Subject
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class PlannedModel:
     params: dict[str, Any]
     kind: ModelKind
     skip_reason: str | None = None
+    card: ModelCard | None = None  # the training card beside its checkpoint (mskbench.training.card)
 
 
 @dataclass
@@ -228,7 +231,8 @@ def _plan_model(entry: ModelEntry, index: int, registry: Registry) -> PlannedMod
     where = f"models[{index}]"
     info = registry.get("model", entry.plugin, where)
     params = registry.resolve_params("model", entry.plugin, entry.params, where)
-    planned = PlannedModel(entry, info, params, declared_kind(info.factory, f"{where} ({entry.name})"))
+    planned = PlannedModel(entry, info, params, declared_kind(info.factory, f"{where} ({entry.name})"),
+                           card=model_card(entry, where))
     if info.preflight is not None:
         try:
             info.preflight(params, entry.checkpoint)
@@ -280,6 +284,14 @@ def runs_on(entry: ModelEntry, dataset: str) -> bool:
     return entry.datasets is None or dataset in entry.datasets
 
 
+def subject_ids(planned: PlannedDataset, limit_subjects: int | None) -> list[str]:
+    """The dataset's subjects in the suite's split, cut to the tightest subject limit."""
+    entry = planned.entry
+    ids = planned.dataset.subject_ids(None if entry.split == "all" else entry.split)
+    limits = [n for n in (entry.limit_subjects, limit_subjects) if n is not None]
+    return ids[: min(limits)] if limits else ids
+
+
 def supported_prompts(info: PluginInfo) -> frozenset[str] | None:
     """What a model accepts, read from its factory without building the model."""
     value = getattr(info.factory, "supported_prompts", None)
@@ -324,10 +336,13 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     cells: list[Cell] = []
     skipped: dict[str, str] = {}
     prompter_entries = {p.name: p for p in suite.prompters}
-    for dataset_name in datasets:
+    for dataset_name, planned_dataset in datasets.items():
         for model_index, (model_name, model) in enumerate(models.items()):
             if not runs_on(model.entry, dataset_name):
                 continue
+            if model.card is not None:
+                check_leakage(model.entry, f"models[{model_index}]", model.card, planned_dataset.entry,
+                              planned_dataset.params, subject_ids(planned_dataset, None))
             accepts = supported_prompts(model.info)
             for prompter_name, prompter in prompters.items():
                 if model.entry.prompters is not None and prompter_name not in model.entry.prompters:

@@ -39,11 +39,12 @@ from mskbench.execution.unit import Unit, UnitContext, run_unit
 from mskbench.execution.writer import write_records
 from mskbench.manifest import build_manifest
 from mskbench.model_kinds import feedback_given, pair_problem
-from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, construct
+from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, construct, subject_ids
 from mskbench.progress import RunProgress
 from mskbench.protocols import InteractivePrompter, InteractiveSegmenter, InteractiveVolumeModel, Segmenter, VolumeModel
 from mskbench.replay import PromptReplay
 from mskbench.store import RowBuffer, Store, to_json, utcnow
+from mskbench.training.covariates import card_columns
 from mskbench.types import Subject
 
 log = logging.getLogger(__name__)
@@ -125,14 +126,6 @@ def _feedback_used(prompter: Any, model: PlannedModel) -> dict[str, str]:
     return {"feedback_used": feedback_given(prompter.feedback, model.kind.feedback)}
 
 
-def subject_ids(planned: PlannedDataset, limit_subjects: int | None) -> list[str]:
-    """The dataset's subjects in the suite's split, cut to the tightest subject limit."""
-    entry = planned.entry
-    ids = planned.dataset.subject_ids(None if entry.split == "all" else entry.split)
-    limits = [n for n in (entry.limit_subjects, limit_subjects) if n is not None]
-    return ids[: min(limits)] if limits else ids
-
-
 class Runner:
     """Runs one plan against one store; see :func:`run_plan`."""
 
@@ -202,6 +195,8 @@ class Runner:
                 }),
                 status="skipped" if cell.cell_id in self.plan.skipped else "planned",
                 skip_reason=self.plan.skipped.get(cell.cell_id),
+                allow_training_subjects=planned.entry.allow_training_subjects,
+                **card_columns(planned.card),
             )
         self.store.write(buffer)
         return RunResult(run_id, skipped_cells=dict(self.plan.skipped))

@@ -37,7 +37,11 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("dataset", "VARCHAR"), ("model", "VARCHAR"),
         ("prompter", "VARCHAR"), ("seed", "INTEGER"), ("dataset_plugin", "VARCHAR"),
         ("model_plugin", "VARCHAR"), ("prompter_plugin", "VARCHAR"), ("params", "JSON"),
-        ("status", "VARCHAR"), ("skip_reason", "VARCHAR"),
+        ("status", "VARCHAR"), ("skip_reason", "VARCHAR"), ("allow_training_subjects", "BOOLEAN"),
+        # the model card's fields (mskbench.training.covariates); NULL for a model without a card
+        ("finetune_base", "VARCHAR"), ("finetune_trains", "VARCHAR"), ("finetune_prompt", "VARCHAR"),
+        ("finetune_max_shift", "DOUBLE"), ("finetune_shift_space", "VARCHAR"), ("finetune_subjects", "JSON"),
+        ("finetune_train_subjects", "INTEGER"), ("finetune_mix", "JSON"),
     ],
     "subjects": [
         ("run_id", "VARCHAR"), ("dataset", "VARCHAR"), ("subject_id", "VARCHAR"), ("split", "VARCHAR"),
@@ -506,7 +510,7 @@ def _rollback_quietly(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 #: what the rows of an older database hold in a column added since (see :func:`add_missing_columns`)
-_UPGRADE_DEFAULTS = {"round": "0", "reference_extent_used": "false"}
+_UPGRADE_DEFAULTS = {"round": "0", "reference_extent_used": "false", "allow_training_subjects": "false"}
 
 
 def add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
@@ -514,7 +518,8 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
 
     Rows from before `round` existed were all initial prompts, so they read as round 0; rows from before
     `reference_extent_used` read as false (no model of an older release used the reference's extent, and
-    `WHERE NOT reference_extent_used` must keep them); other new columns are NULL. Biomarkers' `round` is the
+    `WHERE NOT reference_extent_used` must keep them); cells from before `allow_training_subjects` read as false
+    (no older release let a model score its training subjects knowingly); other new columns are NULL. Biomarkers' `round` is the
     exception: their predictions were measured on the final round, which a constant cannot say, so it stays
     NULL and readers take NULL as that (cell, subject)'s final round (:func:`mskbench.stats.data.biomarker_pairs`).
     """

@@ -88,6 +88,8 @@ MODEL_SCHEMA: ParamsSchema = {
                       help="restrict this model to these dataset names (a model trained for one anatomy)"),
     "per_slice": Param("bool", False, help="a slice model takes box3d prompts as the key slice's box on every slice of the extent"),
     "postprocess": Param("dict", {}, help="post-processing of the predicted masks (docs/postprocess.md)"),
+    "allow_training_subjects": Param("bool", False, help="score a fine-tuned model on subjects its card says it "
+                                     "trained on (recorded on the cells; docs/training.md, leakage guard)"),
 }
 PROMPTER_SCHEMA: ParamsSchema = {
     "name": _NAME,
@@ -144,6 +146,7 @@ class ModelEntry:
     datasets: tuple[str, ...] | None = None  # None: every dataset of the suite
     per_slice: bool = False  # a slice model takes box3d prompts as the key slice's box on every slice of the extent
     postprocess: Postprocess = field(default_factory=Postprocess)
+    allow_training_subjects: bool = False  # the leakage guard lets this model score its card's training subjects
 
 
 @dataclass(frozen=True)
@@ -318,6 +321,7 @@ def _parse_model(table: dict[str, Any], i: int) -> ModelEntry:
         postprocess=Postprocess.from_table(
             _table(POSTPROCESS_SCHEMA, values["postprocess"], f"models[{i}].postprocess"), f"models[{i}].postprocess"
         ),
+        allow_training_subjects=values["allow_training_subjects"],
     )
 
 

@@ -19,6 +19,7 @@ from mskbench.errors import StoreError, UserError
 from mskbench.stats import data
 from mskbench.stats.agreement import agreement_row
 from mskbench.stats.compare import Thresholds, compare_models
+from mskbench.stats.finetune_effects import finetune_effects, model_training
 from mskbench.stats.mixed import acquisition_effects
 from mskbench.stats.ranking import ranking
 from mskbench.stats.rounds import FINAL, RoundChoice, check_metrics
@@ -62,6 +63,10 @@ class StatsResults:
     mixed_status: pd.DataFrame
     vif: pd.DataFrame
     settings: StatsSettings = field(default_factory=StatsSettings)
+    # fine-tuning covariates from the cells' model-card columns (mskbench.stats.finetune_effects)
+    finetune_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    finetune_vif: pd.DataFrame = field(default_factory=pd.DataFrame)
+    finetune_status: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in TABLE_NAMES}
@@ -73,7 +78,7 @@ class StatsResults:
 
 
 TABLE_NAMES = ("summary", "friedman", "pairwise", "ranking", "agreement", "unpaired_biomarkers",
-               "mixed_effects", "mixed_status", "vif")
+               "mixed_effects", "mixed_status", "vif", "finetune_effects", "finetune_vif", "finetune_status")
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, object]]:
@@ -134,10 +139,13 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
     if settings.models and not pairs.empty:
         pairs = pairs[pairs["model"].isin(settings.models)]
     coef, vif, status = acquisition_effects(values, data.acquisition(con), settings.min_subjects)
+    ft_coef, ft_vif, ft_status = finetune_effects(values, model_training(con), data.acquisition(con),
+                                                  settings.min_subjects)
     return StatsResults(
         summary=summarize(values, data.skipped_counts(con)), friedman=friedman, pairwise=pairwise,
         ranking=ranks, agreement=agreement(pairs, settings), unpaired_biomarkers=unpaired,
         mixed_effects=coef, mixed_status=status, vif=vif, settings=settings,
+        finetune_effects=ft_coef, finetune_vif=ft_vif, finetune_status=ft_status,
     )
 
 
