@@ -38,7 +38,7 @@ from mskbench.protocols import Refinement
 from mskbench.segmenters.prompt_batch import BOX_PROMPTS, SAM_PROMPTS, PromptGroup, check_prompts
 from mskbench.segmenters.sam_catalog import MEDSAM_CHECKPOINT_KEY, sam_checkpoint_key
 from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, sam_from_checkpoint, to_rgb
-from mskbench.segmenters.torch_utils import inference_context
+from mskbench.segmenters.torch_utils import inference_context, to_device
 from mskbench.types import Prompt
 
 #: the recipe's probability threshold (``medsam_inference``), also used by ``sam2``'s medsam convention.
@@ -78,7 +78,7 @@ class MedsamRecipeSegmenter(PromptableSegmenter):
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         batch = np.stack([medsam_image(image, self._size) for image in images])
         # contiguous NCHW: a channels-last view sends the patch-embedding conv down another kernel
-        tensor = torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous().to(self.device)
+        tensor = to_device(torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous(), self.device)
         features = self.model.image_encoder(tensor).cpu()
         original_size = tuple(int(v) for v in images[0].shape)
         return [{"features": item.clone(), "original_size": original_size} for item in features]

@@ -34,7 +34,7 @@ from mskbench.segmenters.sam_family import (
     sam_from_checkpoint,
     to_rgb,
 )
-from mskbench.segmenters.torch_utils import inference_context
+from mskbench.segmenters.torch_utils import inference_context, to_device
 from mskbench.types import Prompt
 
 class SamSegmenter(PromptableSegmenter):
@@ -48,6 +48,7 @@ class SamSegmenter(PromptableSegmenter):
     def __init__(self, model: Sam, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.predictor = SamPredictor(self.model)
+        self._encoder = SamPredictor(self.model)  # encode's own state: see PromptableSegmenter.concurrent_encode
         self.threshold = float(model.mask_threshold)
 
     @classmethod
@@ -57,9 +58,9 @@ class SamSegmenter(PromptableSegmenter):
                                    device, checkpoint)
 
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
-        predictor = self.predictor
+        predictor = self._encoder
         resized = np.stack([predictor.transform.apply_image(to_rgb(image)) for image in images])
-        batch = torch.as_tensor(resized, device=self.device).permute(0, 3, 1, 2).contiguous()
+        batch = to_device(torch.from_numpy(resized), self.device).permute(0, 3, 1, 2).contiguous()
         original_size = tuple(int(v) for v in images[0].shape)
         predictor.set_torch_image(batch, original_size)
         features, input_size = predictor.features.cpu(), tuple(int(v) for v in predictor.input_size)

@@ -46,6 +46,7 @@ class Sam2Segmenter(PromptableSegmenter):
     def __init__(self, model: SAM2Base, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.predictor = SAM2ImagePredictor(self.model)
+        self._encoder = SAM2ImagePredictor(self.model)  # encode's own state: see PromptableSegmenter.concurrent_encode
         self.threshold = float(self.predictor.mask_threshold)
 
     @classmethod
@@ -63,7 +64,7 @@ class Sam2Segmenter(PromptableSegmenter):
 
     def _encode_inputs(self, inputs: list[np.ndarray], slice_shape: tuple[int, ...]) -> list[Embedding]:
         """``set_image_batch`` on the model inputs; embeddings remember the slice's own size."""
-        predictor = self.predictor
+        predictor = self._encoder
         predictor.set_image_batch(inputs)
         features = predictor._features
         image_embed = features["image_embed"].cpu()
@@ -155,7 +156,7 @@ class Sam2MedsamInput(Sam2Segmenter):
     def __init__(self, model: SAM2Base, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.threshold = MEDSAM_THRESHOLD
-        self.predictor._transforms.transforms = _AlreadyPrepared()
+        self._encoder._transforms.transforms = _AlreadyPrepared()
 
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         size = self.predictor.model.image_size
