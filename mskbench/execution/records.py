@@ -83,6 +83,8 @@ def biomarker_rows(
 def _predicted_biomarkers(biomarkers: Sequence[PlannedBiomarker], rounds: Sequence[dict[int, np.ndarray]],
                           prepared: PreparedSubject, every_round: bool) -> list[dict[str, Any]]:
     """Prediction rows with their ``round``: the final round, or each round when ``every_round``."""
+    if not biomarkers:  # no label volume to build
+        return []
     final = len(rounds) - 1
     chosen = range(len(rounds)) if every_round else [final]
     return [{**row, "round": r} for r in chosen
