@@ -186,3 +186,36 @@ def test_encoding_leaves_the_decoding_predictor_alone(name, state):
     setattr(model.predictor, state, restored)
     model.encode([PREPARED.image[0]])
     assert getattr(model.predictor, state) is restored
+
+
+def test_peak_gpu_memory_is_reset_before_a_models_unit_and_recorded_in_every_timings_row(monkeypatch):
+    """The CUDA branch with torch.cuda's allocator statistics stubbed (no GPU here): reset, run, read."""
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: calls.append("read") or 3 * 2**20)
+
+    class OnCuda:
+        """A box-filling slice model that says it is on CUDA; records when it is called."""
+
+        supported_prompts = frozenset({"box"})
+        device = torch.device("cuda")
+
+        def encode(self, images):
+            calls.append("encode")
+            return [image.shape for image in images]
+
+        def decode(self, shape, prompts):
+            calls.append("decode")
+            masks = np.zeros((len(prompts), *shape), bool)
+            for mask, p in zip(masks, prompts, strict=True):
+                x0, y0, x1, y1 = (int(v) for v in p.box)
+                mask[y0 : y1 + 1, x0 : x1 + 1] = True
+            return masks
+
+    [records] = run_unit(unit([Cell("d", "m", "gt_box", 0)]), CONTEXT, OnCuda())
+    assert calls[:2] == ["sync", "reset"] and calls[-2:] == ["sync", "read"]
+    assert {"encode", "decode"} <= set(calls[2:-2]) and "reset" not in calls[2:]
+    assert {row["peak_gpu_memory_mb"] for row in records.tables["timings"]} == {3.0}
