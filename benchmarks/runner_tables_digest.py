@@ -46,8 +46,10 @@ def digests(db: Path) -> dict[str, str]:
         if table in ("runs", "timings"):
             continue
         columns = [c for c, _ in TABLES[table] if c not in VOLATILE]
-        rows = sorted(repr(row) for row in con.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM {table}').fetchall())
-        out[table] = f"{len(rows):6d} rows  {hashlib.sha256(chr(10).join(rows).encode()).hexdigest()[:16]}"
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        rows = sorted(repr(row) for row in con.execute(f"SELECT {quoted} FROM {table}").fetchall())
+        digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+        out[table] = f"{len(rows):6d} rows  {digest}"
     con.close()
     return out
 
