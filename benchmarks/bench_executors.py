@@ -1,10 +1,11 @@
-"""Executor scaling: the same suite with `local`, `processes` (1, 2 workers) and `ray` (2 CPUs), side by side.
+"""Executor scaling: the same suite with `local`, `processes` (1, 2, ... workers) and `ray` (2 CPUs), side by side.
 
     python benchmarks/bench_executors.py [--subjects 6] [--size 256]
 
 Every metric, `box_fill` + `gt_box` on knee phantoms that each executor
 generates itself (synthesis is loading, which the workers share). Prints
-slices/s and the speed-up over `local` for each; targets: `processes` with
+slices/s and the speed-up over `local` for each (the scaling curve: 1 worker up to
+the machine's cores, at least 2); targets: `processes` with
 2 workers >= 1.7x `local` on a 2-core machine, `ray` with 2 CPUs within 15 %
 of it. Worker start-up (spawn, import, Ray start) is inside the clock.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from mskbench.execution.executors import machine_cores
 from mskbench.plan import build_plan
 from mskbench.plugin_manager import get_registry
 from mskbench.runner import RunOptions, run_plan
@@ -62,7 +64,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     get_registry()
-    runs = [("local", None), ("processes", 1), ("processes", 2)]
+    runs = [("local", None)] + [("processes", n) for n in range(1, max(2, machine_cores()) + 1)]
     if importlib.util.find_spec("ray") is not None:
         runs.append(("ray", 2))
     with tempfile.TemporaryDirectory() as tmp:

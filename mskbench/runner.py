@@ -23,7 +23,9 @@ from mskbench.data.preprocess import WARN_LOST_FRACTION, PreparedSubject, Prepro
 from mskbench.device import resolve_device
 from mskbench.errors import CheckpointError, DataError, PluginError, SuiteError, UserError
 from mskbench.execution.executors import check_executor, open_executor
+from mskbench.execution.executors.device_actors import DeviceState, actor_device
 from mskbench.execution.executors.pool import RetryingPool, TaskFailure
+from mskbench.execution.model_build import construct_planned, with_embedding_cache
 from mskbench.execution.prompts import PromptsBySlice
 from mskbench.execution.records import CellRecords
 from mskbench.execution.subject_task import (
@@ -39,7 +41,7 @@ from mskbench.execution.unit import Unit, UnitContext, run_unit
 from mskbench.execution.writer import write_records
 from mskbench.manifest import build_manifest
 from mskbench.model_kinds import feedback_given, pair_problem
-from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, construct, subject_ids
+from mskbench.plan import Cell, Plan, PlannedDataset, PlannedModel, subject_ids
 from mskbench.progress import RunProgress
 from mskbench.protocols import InteractivePrompter, InteractiveSegmenter, InteractiveVolumeModel, Segmenter, VolumeModel
 from mskbench.replay import PromptReplay
@@ -230,7 +232,7 @@ class Runner:
         planned: PlannedModel = self.plan.models[name]
         where = f"models.{name}"
         try:
-            model = construct(planned.info, planned.params, where, device=self.device, checkpoint=planned.entry.checkpoint)
+            model = construct_planned(self.plan, name, self.device)
         except CheckpointError as exc:
             if planned.entry.on_missing_checkpoint == "error":
                 raise CheckpointError(f"{where}: {exc}") from None
@@ -239,7 +241,7 @@ class Runner:
             self.models[name] = None
             return None
         self._check_prompt_support(name, model)
-        model = self._maybe_cache(name, model)
+        model = with_embedding_cache(self.plan, name, model)
         self._record_model_manifest(name, model, result.run_id)
         self.models[name] = model
         return model
@@ -267,19 +269,6 @@ class Runner:
             )
             if mismatch:
                 raise SuiteError(mismatch)
-
-    def _maybe_cache(self, name: str, model: Any) -> Any:
-        directory = self.suite.output.get("embedding_cache")
-        if not directory or self.plan.models[name].kind.kind != "slice":
-            return model
-        from pathlib import Path
-
-        from mskbench.segmenters.cache import CachedSegmenter, EmbeddingCache, segmenter_key_prefix
-
-        max_gb = float(self.suite.output.get("embedding_cache_max_gb", 2.0))
-        cache = EmbeddingCache(Path(directory), max_bytes=int(max_gb * 1e9))
-        prefix = segmenter_key_prefix(self.plan.models[name].entry.plugin, model)
-        return CachedSegmenter(model, cache, key_prefix=prefix)
 
     def _record_model_manifest(self, name: str, model: Any, run_id: str) -> None:
         self.store.execute(
@@ -386,7 +375,11 @@ class Runner:
         built = {name: self._model(name, result) for name in names}
         held = {name: model for name, model in built.items() if model is not None and not self._needs_device(name)}
         state = WorkerState(self.plan, result.run_id, held, self.context, self.skip_bad_subjects)
-        return open_executor(executor, state, workers, ray_address)
+        on_device = tuple(name for name, model in built.items() if model is not None and name not in held)
+        device_state = None
+        if executor == "ray" and on_device:
+            device_state = DeviceState(self.plan, self.context, on_device, actor_device(self.device))
+        return open_executor(executor, state, workers, ray_address, device_state)
 
     def write_outcome(self, result: RunResult, outcome: SubjectOutcome | TaskFailure) -> None:
         """A worker's answer into the database; units it deferred (device models) run here first."""

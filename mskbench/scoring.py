@@ -61,14 +61,13 @@ def score_subject(
     slice_rows: list[dict[str, Any]] = []
     subject_rows: list[dict[str, Any]] = []
     empty = np.zeros(reference.shape, dtype=bool)
-    reference_slices = {index: take_slice(reference, axis, index) for index in slice_indices}
     slice_area = float(np.prod([n for i, n in enumerate(reference.shape) if i != axis]))
     for label in labels:
         ref_volume = reference == label.id
         pred_volume = predictions.get(label.id, empty)
         per_metric: dict[str, list[float]] = {}
         for index in slice_indices:
-            ref_slice = reference_slices[index] == label.id
+            ref_slice = take_slice(ref_volume, axis, index)
             pred_slice = take_slice(pred_volume, axis, index)
             area_fraction = np.count_nonzero(ref_slice) / slice_area
             state, values = _selected(score_unit(ref_slice, pred_slice, pixel_spacing, metrics), names)

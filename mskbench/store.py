@@ -91,7 +91,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     "timings": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("round", "INTEGER"),
         ("slice_index", "INTEGER"),
-        ("stage", "VARCHAR"), ("seconds", "DOUBLE"), ("peak_memory_mb", "DOUBLE"),
+        ("stage", "VARCHAR"), ("seconds", "DOUBLE"), ("peak_memory_mb", "DOUBLE"), ("peak_gpu_memory_mb", "DOUBLE"),
     ],
     "qc_slices": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("slice_index", "INTEGER"),

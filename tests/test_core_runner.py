@@ -396,6 +396,8 @@ def test_database_from_before_rounds_resumes_and_replays(tmp_path):
     assert snapshot(old) == snapshot(fresh)
     for name in ("prompts", "slice_metrics", "subject_metrics", "timings"):
         assert table(old, f"SELECT DISTINCT round FROM {name}") == [(0,)], name
+    # added since (issue 15): old rows and this CPU run's rows read peak GPU memory as NULL
+    assert table(old, "SELECT count(*) FROM timings WHERE peak_gpu_memory_mb IS NOT NULL") == [(0,)]
     run_id = table(old, "SELECT run_id FROM runs")[0][0]
     assert main(["run", str(suite), "--db", str(old), "--replay-prompts", run_id]) == 0
     per_run = table(old, f"SELECT run_id = '{run_id}', subject_id, slice_index, label, metric, value FROM slice_metrics")

@@ -42,6 +42,7 @@ class CellPrediction:
     timings: list[tuple[int, int, str, float]] = field(default_factory=list)  # round, slice, stage, seconds
     prompt_seconds: float = 0.0
     interactive: bool = False
+    peak_gpu_memory_mb: float | None = None  # the model's peak on this subject, on CUDA only
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ def biomarker_rows(
 def _predicted_biomarkers(biomarkers: Sequence[PlannedBiomarker], rounds: Sequence[dict[int, np.ndarray]],
                           prepared: PreparedSubject, every_round: bool) -> list[dict[str, Any]]:
     """Prediction rows with their ``round``: the final round, or each round when ``every_round``."""
+    if not biomarkers:  # no label volume to build
+        return []
     final = len(rounds) - 1
     chosen = range(len(rounds)) if every_round else [final]
     return [{**row, "round": r} for r in chosen
@@ -172,12 +175,12 @@ def cell_records(
     tables["prompts"] = _prompt_rows(base, prediction.prompts)
     if detector:
         tables["detections"] = _detection_rows(base, prepared, prediction.prompts)
-    peak = peak_memory_mb()
+    peak = {"peak_memory_mb": peak_memory_mb(), "peak_gpu_memory_mb": prediction.peak_gpu_memory_mb}
     tables["timings"] = [
-        {**base, "round": r, "slice_index": k, "stage": stage, "seconds": seconds, "peak_memory_mb": peak}
+        {**base, "round": r, "slice_index": k, "stage": stage, "seconds": seconds, **peak}
         for r, k, stage, seconds in prediction.timings
     ] + [
-        {**base, "round": 0, "slice_index": -1, "stage": stage, "seconds": seconds, "peak_memory_mb": peak}
+        {**base, "round": 0, "slice_index": -1, "stage": stage, "seconds": seconds, **peak}
         for stage, seconds in (("prompt", prediction.prompt_seconds), ("metrics", metric_seconds),
                                ("biomarkers", biomarker_seconds))
     ]

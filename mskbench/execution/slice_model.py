@@ -1,5 +1,8 @@
 """A slice model's cells on one subject: encode each slice once, then per cell decode or run its rounds.
 
+Batches are encoded through :func:`~mskbench.execution.encode_pipeline.encoded_batches`,
+on a GPU ahead of the batch being decoded.
+
 One-shot cells decode the prompts of ONE cell per decode call, so a cell's
 rows never depend on which other cells share the model. Interactive cells
 reuse the same embedding for every round (:mod:`mskbench.interaction.session`).
@@ -14,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mskbench.data.preprocess import PreparedSubject, take_slice
+from mskbench.execution.encode_pipeline import encode_ahead, encoded_batches
 from mskbench.execution.prompts import PromptsBySlice, by_label, slice_view
 from mskbench.execution.records import CellPrediction
 from mskbench.interaction.session import RoundRng, Rounds, VolumeRounds, slice_rounds
@@ -42,10 +46,11 @@ def _add_rounds(prediction: CellPrediction, rounds: Rounds) -> None:
 def predict_slice_model(
     model: Segmenter, prepared: PreparedSubject, cells: Sequence[Cell], prompters: Mapping[str, Any],
     initial: Mapping[str, PromptsBySlice], label_ids: Sequence[int], batch_size: int,
-    rngs: Mapping[str, RoundRng], on_slice: Callable[[], None], who: str,
+    rngs: Mapping[str, RoundRng], on_slice: Callable[[], None], who: str, ahead: int | None = None,
 ) -> dict[str, CellPrediction]:
     """Predictions of every cell; ``initial`` and ``rngs`` are keyed by cell id; ``who`` names the model in
-    errors about what it returned (:mod:`mskbench.model_output`)."""
+    errors about what it returned (:mod:`mskbench.model_output`); ``ahead``: batches encoded ahead
+    (:mod:`mskbench.execution.encode_pipeline`; None: the model's device decides). No value depends on ``ahead``."""
     axis, shape = prepared.axis, prepared.labels.shape
     plane = shape[:axis] + shape[axis + 1:]  # a slice's (rows, columns)
     out: dict[str, CellPrediction] = {}
@@ -68,12 +73,14 @@ def predict_slice_model(
     one_shot = [c for c in cells if not out[c.cell_id].interactive]
 
     indices = list(prepared.slice_indices)
-    for start in range(0, len(indices), batch_size):
-        batch = indices[start : start + batch_size]
-        began = time.perf_counter()
-        embeddings = check_embeddings(model.encode([take_slice(prepared.image, axis, k) for k in batch]), len(batch), who)
-        encode_seconds = (time.perf_counter() - began) / len(batch)
-        for k, embedding in zip(batch, embeddings, strict=True):
+    batches = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
+    ahead = encode_ahead(model) if ahead is None else ahead
+    for encoded in encoded_batches(
+        model, batches, lambda batch: [take_slice(prepared.image, axis, k) for k in batch],
+        lambda embeddings, n: check_embeddings(embeddings, n, who), ahead,
+    ):
+        encode_seconds = encoded.seconds_per_slice
+        for k, embedding in zip(encoded.indices, encoded.embeddings, strict=True):
             for prediction in out.values():
                 prediction.timings.append((0, k, "encode", encode_seconds))
             for cell in one_shot:

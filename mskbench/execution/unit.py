@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mskbench.data.preprocess import PreparedSubject
+from mskbench.execution.gpu_memory import PeakGpuMemory
 from mskbench.execution.prompts import PromptsBySlice
 from mskbench.execution.records import CellPrediction, CellRecords, cell_records, extent_used
 from mskbench.execution.slice_model import predict_slice_model
@@ -87,17 +88,19 @@ def unit_predictions(
     prepared, subject, initial = unit.prepared, unit.prepared.subject, unit.initial
     label_ids = sorted(subject.label_map)
     rngs = {cell.cell_id: _round_rng(cell, unit.dataset, subject.id) for cell in unit.cells}
-    if unit.kind.kind == "volume":
-        predictions = predict_volume_model(model, unit.model, prepared, unit.cells, prompters, initial, label_ids, rngs)
-        for _ in prepared.slice_indices:
-            on_slice()
-    else:
-        predictions = predict_slice_model(
-            model, prepared, unit.cells, prompters, initial, label_ids, unit.batch_size, rngs, on_slice,
-            model_label(unit.model, unit.plugin),
-        )
+    with PeakGpuMemory(model) as peak_gpu:
+        if unit.kind.kind == "volume":
+            predictions = predict_volume_model(model, unit.model, prepared, unit.cells, prompters, initial, label_ids, rngs)
+            for _ in prepared.slice_indices:
+                on_slice()
+        else:
+            predictions = predict_slice_model(
+                model, prepared, unit.cells, prompters, initial, label_ids, unit.batch_size, rngs, on_slice,
+                model_label(unit.model, unit.plugin),
+            )
     for cell in unit.cells:
         prediction = predictions[cell.cell_id]
+        prediction.peak_gpu_memory_mb = peak_gpu.mb
         if unit.postprocess.active:
             _postprocess(prediction, unit.postprocess, prepared)
         prediction.prompt_seconds = unit.prompt_seconds.get(cell.cell_id, 0.0)

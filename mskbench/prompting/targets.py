@@ -48,14 +48,14 @@ def find_targets(
     for label in labels:
         mask = reference == label
         if not instances:
-            if int(mask.sum()) >= max(1, min_component_pixels):
+            if np.count_nonzero(mask) >= max(1, min_component_pixels):
                 targets.append(Target(int(label), 0, mask, tight_box(mask)))
             continue
         components, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
         kept = 0
         for index in range(1, count + 1):
             component = components == index
-            if int(component.sum()) >= max(1, min_component_pixels):
+            if np.count_nonzero(component) >= max(1, min_component_pixels):
                 kept += 1
                 targets.append(Target(int(label), kept, component, tight_box(component)))
     return targets

@@ -38,7 +38,7 @@ from mskbench.protocols import Refinement
 from mskbench.segmenters.prompt_batch import BOX_PROMPTS, SAM_PROMPTS, PromptGroup, check_prompts
 from mskbench.segmenters.sam_catalog import MEDSAM_CHECKPOINT_KEY, sam_checkpoint_key
 from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, sam_from_checkpoint, to_rgb
-from mskbench.segmenters.torch_utils import inference_context
+from mskbench.segmenters.torch_utils import inference_context, to_device
 from mskbench.types import Prompt
 
 #: the recipe's probability threshold (``medsam_inference``), also used by ``sam2``'s medsam convention.
@@ -79,7 +79,7 @@ class MedsamRecipeSegmenter(PromptableSegmenter):
         """The image encoder's input for equally sized slices (the recipe's resize and [0, 1] scaling)."""
         batch = np.stack([medsam_image(image, self._size) for image in images])
         # contiguous NCHW: a channels-last view sends the patch-embedding conv down another kernel
-        return torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous().to(self.device)
+        return to_device(torch.tensor(batch).float().permute(0, 3, 1, 2).contiguous(), self.device)
 
     def trainable_embeddings(self, images: list[np.ndarray]) -> list[Embedding]:
         """Embeddings with gradients, for `mskbench train`'s full mode; features left on the device."""

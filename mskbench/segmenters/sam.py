@@ -34,7 +34,7 @@ from mskbench.segmenters.sam_family import (
     sam_from_checkpoint,
     to_rgb,
 )
-from mskbench.segmenters.torch_utils import inference_context
+from mskbench.segmenters.torch_utils import inference_context, to_device
 from mskbench.types import Prompt
 
 class SamSegmenter(PromptableSegmenter):
@@ -48,6 +48,7 @@ class SamSegmenter(PromptableSegmenter):
     def __init__(self, model: Sam, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.predictor = SamPredictor(self.model)
+        self._encoder = SamPredictor(self.model)  # encode's own state: see PromptableSegmenter.concurrent_encode
         self.threshold = float(model.mask_threshold)
 
     @classmethod
@@ -63,7 +64,7 @@ class SamSegmenter(PromptableSegmenter):
     def _resized_batch(self, images: list[np.ndarray]) -> torch.Tensor:
         """Equally sized slices as the uint8 NCHW batch ``set_torch_image`` takes (``ResizeLongestSide``)."""
         resized = np.stack([self.predictor.transform.apply_image(self._model_image(image)) for image in images])
-        return torch.as_tensor(resized, device=self.device).permute(0, 3, 1, 2).contiguous()
+        return to_device(torch.from_numpy(resized), self.device).permute(0, 3, 1, 2).contiguous()
 
     def trainable_embeddings(self, images: list[np.ndarray]) -> list[Embedding]:
         """Embeddings of equally sized slices with gradients, for `mskbench train`'s full mode: the image encoder
@@ -74,7 +75,7 @@ class SamSegmenter(PromptableSegmenter):
         return [{"features": item, "original_size": original_size, "input_size": input_size} for item in features]
 
     def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
-        predictor = self.predictor
+        predictor = self._encoder
         batch = self._resized_batch(images)
         original_size = tuple(int(v) for v in images[0].shape)
         predictor.set_torch_image(batch, original_size)

@@ -46,6 +46,7 @@ class Sam2Segmenter(PromptableSegmenter):
     def __init__(self, model: SAM2Base, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.predictor = SAM2ImagePredictor(self.model)
+        self._encoder = SAM2ImagePredictor(self.model)  # encode's own state: see PromptableSegmenter.concurrent_encode
         self.threshold = float(self.predictor.mask_threshold)
 
     @classmethod
@@ -73,7 +74,7 @@ class Sam2Segmenter(PromptableSegmenter):
     def _encode_inputs(self, inputs: list[np.ndarray], slice_shape: tuple[int, ...],
                        with_grad: bool = False) -> list[Embedding]:
         """``set_image_batch`` on the model inputs; embeddings remember the slice's own size."""
-        predictor = self.predictor
+        predictor = self._encoder
         if with_grad:
             type(predictor).set_image_batch.__wrapped__(predictor, inputs)
         else:
@@ -188,7 +189,7 @@ class Sam2MedsamInput(Sam2Segmenter):
     def __init__(self, model: SAM2Base, **kwargs) -> None:
         super().__init__(model, **kwargs)
         self.threshold = MEDSAM_THRESHOLD
-        self.predictor._transforms.transforms = _AlreadyPrepared()
+        self._encoder._transforms.transforms = _AlreadyPrepared()
 
     def _model_inputs(self, images: list[np.ndarray]) -> list[np.ndarray]:
         size = self.predictor.model.image_size

@@ -76,6 +76,9 @@ class PromptableSegmenter:
     #: a single click decoded with ``multimask_output=True``, keeping the mask with the highest predicted IoU
     #: (the upstream predictors' documented advice); False: one mask for every prompt (SAMRI's own inference).
     single_click_multimask: bool = True
+    #: ``encode`` shares no mutable state with ``decode``/``refine`` (each model encodes through a predictor of
+    #: its own), so the next batch may be encoded on another thread (:mod:`mskbench.execution.encode_pipeline`).
+    concurrent_encode: bool = True
 
     def __init__(
         self,

@@ -55,6 +55,14 @@ def check_precision(device: str, precision: str, model: str) -> None:
     effective_precision(torch_device(device), precision, model)
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``; on CUDA copied from pinned memory without blocking the host thread
+    (ordered on the current stream, so whatever runs next on it sees the data)."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 @contextlib.contextmanager
 def inference_context(device: torch.device, precision: str) -> Iterator[None]:
     """``no_grad`` plus, for bf16/fp16 on CUDA, ``torch.autocast`` in that dtype."""

@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import pickle
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from mskbench.errors import PluginError, UserError
 from mskbench.execution.subject_task import WorkerState
+
+if TYPE_CHECKING:
+    from mskbench.execution.executors.device_actors import DeviceState
 
 RETRIES = 2  # a unit whose worker dies is run at most 1 + RETRIES times, then recorded as failed
 
@@ -48,8 +52,11 @@ def pickled_state(state: WorkerState) -> bytes:
         ) from None
 
 
-def open_executor(name: str, state: WorkerState, workers: int | None, ray_address: str | None) -> AbstractContextManager:
-    """A started executor whose ``run(tasks)`` yields outcomes and failures; leaving it stops every worker."""
+def open_executor(name: str, state: WorkerState, workers: int | None, ray_address: str | None,
+                  device_state: DeviceState | None = None) -> AbstractContextManager:
+    """A started executor whose ``run(tasks)`` yields outcomes and failures; leaving it stops every worker.
+
+    ``device_state`` (ray only) names the models that need the device: one Ray actor per GPU runs them."""
     payload = pickled_state(state)
     if name == "processes":
         from mskbench.execution.executors.processes import ProcessExecutor
@@ -57,7 +64,7 @@ def open_executor(name: str, state: WorkerState, workers: int | None, ray_addres
         return ProcessExecutor(payload, workers or machine_cores())
     from mskbench.execution.executors.ray_executor import RayExecutor
 
-    return RayExecutor(payload, workers, ray_address)
+    return RayExecutor(payload, workers, ray_address, device_state=device_state)
 
 
 def check_executor(name: str, workers: int | None, ray_address: str | None) -> None:
