@@ -157,6 +157,8 @@ def regression(reference: np.ndarray, prediction: np.ndarray) -> dict[str, float
                "r_squared": float(result.rvalue ** 2), "slope_se": float(result.stderr),
                "intercept_se": float(result.intercept_stderr), "slope_p": float(result.pvalue),
                "intercept_p": float(2 * stats.t.sf(abs(t_intercept), n - 2))}
+    if np.ptp(reference) == 0 or np.ptp(prediction) == 0:  # a constant side: rank correlation undefined
+        return fit | {"spearman_rho": np.nan, "spearman_p": np.nan}
     rho = stats.spearmanr(reference, prediction)
     return fit | {"spearman_rho": float(rho.statistic), "spearman_p": float(rho.pvalue)}
 

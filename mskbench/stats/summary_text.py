@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mskbench.stats.analysis import StatsResults
-from mskbench.stats.data import ALL_LABELS
+from mskbench.stats.data import ALL_LABELS, whole_subject
 from mskbench.stats.rounds import round_label
 
 
@@ -37,10 +37,11 @@ def stats_text(results: StatsResults, written_to: Path | None) -> str:
         for pair in block.to_dict(orient="records"):
             lines.append(f"    {pair['model_a']} vs {pair['model_b']}: median diff {pair['median_diff']:+.4f}, "
                          f"p_adj = {_p(pair['p_adjusted'])} -> {pair['better']} better")
-    lines.append("Prompter comparison per model (Wilcoxon signed-rank, BH-adjusted within the block; significant)")
+    lines.append("Prompter comparison per model (Wilcoxon signed-rank, BH-adjusted within the block; significant, "
+                 "whole subject; every structure in stats_prompter_pairs)")
     pairs = results.prompter_pairs
     if not pairs.empty:
-        pairs = pairs[pairs["significant"].astype(bool)]
+        pairs = whole_subject(pairs[pairs["significant"].astype(bool)])
     for row in pairs.to_dict(orient="records"):
         lines.append(f"  {row['dataset']} / {row['model']} / {row['metric']} / {row['structure']}: "
                      f"{row['prompter_a']} vs {row['prompter_b']}: median diff {row['median_diff']:+.4f}, "
