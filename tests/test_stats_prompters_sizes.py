@@ -102,6 +102,11 @@ def test_cluster_bootstrap_is_wider_when_a_subjects_slices_move_together():
     clustered = np.subtract(*cluster_mean_ci(values, clusters, np.random.default_rng(0), 4000)[::-1])
     naive = np.subtract(*cluster_mean_ci(values, np.arange(200), np.random.default_rng(0), 4000)[::-1])
     assert clustered > 3 * naive
+    frame = objects_frame(np.full(200, 0.1), values, [f"s{c}" for c in clusters])
+    summary, _ = size_strata(frame, lambda key: np.random.default_rng(0), 4000)
+    large = summary[(summary["binning"] == "samri") & (summary["bin"] == "large")].iloc[0]
+    expected = cluster_mean_ci(values, frame["subject_id"].to_numpy(), np.random.default_rng(0), 4000)
+    assert (large["ci_low"], large["ci_high"]) == pytest.approx(expected)
 
 
 def test_planted_size_effect_is_found_and_no_effect_is_not():
@@ -114,6 +119,13 @@ def test_planted_size_effect_is_found_and_no_effect_is_not():
     _, none = size_strata(objects_frame(areas, flat, subjects), lambda key: np.random.default_rng(0), 200)
     assert found.set_index("binning").loc["samri", "p_value"] < 1e-6
     assert none.set_index("binning").loc["samri", "p_value"] > 0.05
+
+
+def test_kruskal_leaves_out_bins_with_too_few_objects():
+    samples = [np.array([0.5, 0.6, 0.7]), np.array([0.8, 0.85, 0.9]), np.array([0.1])]
+    row = kruskal_across(samples, min_objects=3)
+    assert row["n_bins"] == 2
+    assert row["statistic"] == pytest.approx(stats.kruskal(*samples[:2]).statistic)
 
 
 def test_kruskal_needs_two_bins_with_objects():

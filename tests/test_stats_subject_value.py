@@ -83,6 +83,21 @@ def test_slice_mean_and_volume_dice_known_answer(hand_made):
     assert volume["mean over labels"] == pytest.approx((200 / 204 + 1.0 + 2 * cartilage) / 4)
 
 
+def test_slice_mean_leaves_out_metrics_that_have_no_slices(tmp_path):
+    path = write_hand_made(tmp_path / "derived.duckdb")
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO subject_metrics (run_id, cell_id, subject_id, round, label, label_name, metric, value, "
+                "slice_mean, tissue) VALUES ('r1', 'c1', 's1', 0, 1, 'femur', 'dsc_auc', 0.7, 'NaN', 'bone')")
+    con.close()
+    con = data.open_results(path)
+    try:
+        volume = set(data.subject_metrics(con, None)["metric"])
+        slice_mean = set(data.subject_metrics(con, None, subject_value="slice_mean")["metric"])
+    finally:
+        con.close()
+    assert "dsc_auc" in volume and "dsc_auc" not in slice_mean
+
+
 def test_tissue_tier_means_over_the_declared_classes(hand_made):
     volume = values_of(hand_made, "volume")
     assert volume["tissue: bone"] == pytest.approx((200 / 204 + 1.0) / 2)
