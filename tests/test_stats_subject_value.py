@@ -120,6 +120,11 @@ def test_stored_tissue_wins_and_old_databases_guess_from_names(tmp_path):
     con.close()
     guessed = values_of(path, "volume")
     assert guessed["tissue: bone"] == pytest.approx((200 / 204 + 1.0) / 2)
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE subject_metrics SET label_name = 'left_' || label_name WHERE label_name LIKE 'cartilage%'")
+    con.execute("UPDATE subject_metrics SET label_name = replace(label_name, 'cartilage', 'thing')")
+    con.close()
+    assert not any(s.endswith("other") for s in values_of(path, "volume").index)  # 'other' is not a tissue
 
 
 def test_slice_objects_carry_size_and_bin(hand_made):

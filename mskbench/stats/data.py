@@ -197,15 +197,17 @@ def tissue_tier(per_subject: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     The tissue class is the one the dataset declared (stored per row since
     the ``tissue`` column exists); older databases guess it from the label
     name (:func:`mskbench.data.labels.guess_tissue`). A class with one label
-    would only repeat that label's row, so it gets none.
+    would only repeat that label's row, so it gets none; ``other`` is no
+    tissue (it collects whatever is unclassified), so it gets none either.
     """
     from mskbench.data.labels import guess_tissue
+    from mskbench.types import TissueClass
 
     tissue = per_subject["tissue"].where(per_subject["tissue"].notna(),
                                          per_subject["structure"].map(lambda name: str(guess_tissue(name))))
     frame = per_subject.assign(tissue=tissue)
     n_labels = frame.groupby(["dataset", "tissue"])["structure"].transform("nunique")
-    multi = frame[n_labels > 1]
+    multi = frame[(n_labels > 1) & (frame["tissue"] != str(TissueClass.OTHER))]
     if multi.empty:
         return multi.iloc[0:0].drop(columns="tissue")
     out = multi.groupby([*keys, "tissue"], sort=True).agg(
