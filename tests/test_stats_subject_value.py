@@ -181,3 +181,12 @@ def test_unknown_subject_value_is_one_line(shifted, tmp_path, capsys, command, m
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --subject-value slice_mea: unknown (did you mean 'slice_mean'?)")
     assert len(err.splitlines()) == 1
+
+
+def test_interactive_summary_rows_keep_the_labels_tissue():
+    from mskbench.execution.records import _derived_rows
+
+    rows = [{"label": 1, "label_name": "femur", "tissue": "bone", "metric": "dice", "value": v, "round": r,
+             "case_state": "hit"} for r, v in enumerate([0.5, 0.7, 0.9])]
+    derived = _derived_rows(rows, 2, {"cell_id": "c1", "subject_id": "s1"})
+    assert derived and {row["tissue"] for row in derived} == {"bone"}

@@ -176,5 +176,6 @@ def gate_command(
                             allow_missing=allow_missing)
     with database_errors(db):
         verdicts, promote = run_gate(db, request, settings)
-    typer.echo(verdict_json(verdicts, promote, allow_missing, chosen, request.subject_value) if json_out else verdict_text(verdicts, promote, request, settings))
+    typer.echo(verdict_json(verdicts, promote, allow_missing, chosen, request.subject_value) if json_out
+               else verdict_text(verdicts, promote, request, settings))
     raise typer.Exit(0 if promote else 1)

@@ -43,7 +43,7 @@ def higher_is_better(metric: str) -> bool:
 
 
 def align(block: pd.DataFrame, models: list[str] | None = None, by: str = "model") -> tuple[pd.DataFrame, int]:
-    """Subjects x models (or x the ``by`` column's values) table of finite values, and the number of subjects dropped."""
+    """Subjects x models (or x the ``by`` column's values) table of finite values, and the subjects dropped."""
     wide = block.set_index(["subject_id", by])["value"].unstack(by)
     if models is not None:
         wide = wide.reindex(columns=models)

@@ -57,8 +57,8 @@ def stats_text(results: StatsResults, written_to: Path | None) -> str:
         test = (f"H = {row['statistic']:.2f}, p = {_p(row['p_value'])}" if row["status"] == "computed"
                 else f"test not computed ({row['reason']})")
         lines.append(f"  {row['dataset']} / {row['model']} / {row['prompter']}: {shown}; {test}")
-    lines.append("Biomarker agreement (ICC(3,1); mixed-model ICC, bootstrap median [95 %]; Bland–Altman bias [limits]; "
-                 "OLS slope ± SE)")
+    lines.append("Biomarker agreement (ICC(3,1); mixed-model ICC, bootstrap median [95 %]; "
+                 "Bland–Altman bias [limits]; OLS slope ± SE)")
     gp = results.gp_regression
     for row in results.agreement.to_dict(orient="records"):
         where = f"  {row['dataset']} / {row['model']} / {row['prompter']} / {row['structure']} {row['biomarker']}"
@@ -69,7 +69,8 @@ def stats_text(results: StatsResults, written_to: Path | None) -> str:
                      f"LMM ICC {row['icc_lmm']:.3f}, median {row['icc_lmm_boot_median']:.3f} "
                      f"[{row['icc_lmm_ci_low']:.2f}, {row['icc_lmm_ci_high']:.2f}], "
                      f"bias {row['bias']:+.4g} {row['unit']} [{row['loa_lower']:+.4g}, {row['loa_upper']:+.4g}] "
-                     f"({row['ba_method']}), slope {row['slope']:.3g} ± {row['slope_se']:.2g} (p {_p(row['slope_p'])})")
+                     f"({row['ba_method']}), slope {row['slope']:.3g} ± {row['slope_se']:.2g} "
+                     f"(p {_p(row['slope_p'])})")
         fit = gp[(gp["dataset"] == row["dataset"]) & (gp["model"] == row["model"]) & (gp["prompter"] == row["prompter"])
                  & (gp["structure"] == row["structure"]) & (gp["biomarker"] == row["biomarker"])
                  & (gp["method"] == row["method"])]
