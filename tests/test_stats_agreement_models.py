@@ -167,3 +167,27 @@ def test_mixed_icc_interval_covers_the_truth_in_repeated_studies():
         low, high = np.percentile(boot, [2.5, 97.5])
         hits += low <= 0.8 <= high
     assert hits >= 50  # nominal 95 % of 60 = 57; percentile intervals run a little short at n = 30
+
+
+def test_stats_command_reports_a_gp_that_does_not_converge(tmp_path, capsys):
+    import duckdb
+
+    import mskbench.cli.analysis  # noqa: F401  (registers stats on the app)
+    from mskbench.cli.main import main
+    from stats_fixtures import plant
+
+    db = plant(tmp_path / "exact.duckdb", datasets={"knee": 16}, models={"sam": 0.0})
+    con = duckdb.connect(str(db))  # prediction = exp(2 x reference): skewed differences, no noise to fit
+    con.execute("UPDATE biomarkers SET value = (SELECT exp(2 * r.value) FROM biomarkers r WHERE r.source = 'reference' "
+                "AND r.cell_id = biomarkers.cell_id AND r.subject_id = biomarkers.subject_id) "
+                "WHERE source = 'prediction'")
+    con.close()
+    assert main(["stats", "--db", str(db), "--n-boot", "200", "--n-boot-icc", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "(nonparametric)" in out
+    assert "GP regression: not computed (GP fit did not converge: The optimal value found for dimension 0 of " \
+           "parameter k2__noise_level is close to the specified lower bound" in out
+    con = duckdb.connect(str(db), read_only=True)
+    status, reason = con.execute("SELECT status, reason FROM stats_gp_regression").fetchone()
+    con.close()
+    assert status == "not computed" and reason.startswith("GP fit did not converge")
