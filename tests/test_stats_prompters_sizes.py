@@ -76,12 +76,15 @@ def test_samri_bins_tertiles_means_and_kruskal_known_answer():
     assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
 
 
-def test_tertile_cut_points_come_from_the_datasets_objects_not_each_cell():
+def test_tertile_cut_points_come_from_each_labels_objects_not_each_cell():
     areas = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
     one = objects_frame(areas, np.linspace(0.5, 0.9, 6), list("abcdef"), model="m1")
     other = objects_frame(areas[:3], np.linspace(0.5, 0.7, 3), list("abc"), model="m2")  # only the small half
-    binned = with_tertiles(pd.concat([one, other], ignore_index=True))
+    cartilage = objects_frame(areas / 10, np.linspace(0.5, 0.9, 6), list("abcdef"), model="m1").assign(
+        structure="cartilage")  # ten times smaller: its own cut points
+    binned = with_tertiles(pd.concat([one, other, cartilage], ignore_index=True))
     assert list(binned.loc[binned["model"] == "m2", "tertile"]) == ["T1", "T1", "T2"]
+    assert list(binned.loc[binned["structure"] == "cartilage", "tertile"]) == ["T1", "T1", "T2", "T2", "T3", "T3"]
 
 
 def test_cluster_bootstrap_with_one_object_per_subject_is_the_ordinary_bootstrap():

@@ -6,9 +6,10 @@ is its area as a fraction of the slice (stored per slice row as
 
 - ``samri``: small < 0.5 %, medium 0.5–3.5 %, large > 3.5 % (SAMRI's bins,
   :func:`mskbench.metrics.engine.size_bin`);
-- ``tertile``: T1–T3 at the 1/3 and 2/3 quantiles of the dataset's objects
-  (:func:`mskbench.metrics.engine.tertile_bins`), the same cut points for
-  every model and prompter because the reference is the same.
+- ``tertile``: T1–T3 at the 1/3 and 2/3 quantiles of each label's objects in
+  the dataset (:func:`mskbench.metrics.engine.tertile_bins`; a femur's small
+  third is not a cartilage's), the same cut points for every model and
+  prompter because the reference is the same.
 
 Per (dataset, model, prompter, binning, bin): n objects, n subjects, mean
 Dice and a 95 % subject-cluster bootstrap percentile CI (slices of one
@@ -34,11 +35,12 @@ OBJECT_KEYS = ["subject_id", "slice_index", "structure"]
 
 
 def with_tertiles(objects: pd.DataFrame) -> pd.DataFrame:
-    """Add ``tertile``: cut points from each dataset's distinct reference objects."""
+    """Add ``tertile``: cut points from the distinct reference objects of each (dataset, label)."""
     if objects.empty:
         return objects.assign(tertile=pd.Series(dtype=object))
     distinct = objects.drop_duplicates(["dataset", *OBJECT_KEYS])[["dataset", *OBJECT_KEYS, "area_fraction"]]
-    distinct = distinct.assign(tertile=distinct.groupby("dataset")["area_fraction"].transform(tertile_bins))
+    distinct = distinct.assign(tertile=distinct.groupby(["dataset", "structure"])["area_fraction"].transform(
+        tertile_bins))
     return objects.merge(distinct.drop(columns="area_fraction"), on=["dataset", *OBJECT_KEYS], how="left")
 
 
