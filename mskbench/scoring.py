@@ -88,7 +88,8 @@ def score_subject(
             slice_values = np.asarray(per_metric.get(metric, []), dtype=float)
             finite = slice_values[~np.isnan(slice_values)]
             subject_rows.append({
-                **base, "label": label.id, "label_name": label.name, "case_state": state, "metric": metric,
+                **base, "label": label.id, "label_name": label.name, "tissue": str(label.tissue),
+                "case_state": state, "metric": metric,
                 "value": value.value, "substituted": value.substituted,
                 "slice_mean": float(finite.mean()) if finite.size else float("nan"),
                 "n_slices": int(finite.size),

@@ -81,7 +81,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("label", "INTEGER"),
         ("label_name", "VARCHAR"), ("case_state", "VARCHAR"), ("metric", "VARCHAR"), ("value", "DOUBLE"),
         ("substituted", "BOOLEAN"), ("slice_mean", "DOUBLE"), ("n_slices", "INTEGER"),
-        ("reference_extent_used", "BOOLEAN"),
+        ("reference_extent_used", "BOOLEAN"), ("tissue", "VARCHAR"),
     ],
     "biomarkers": [
         ("run_id", "VARCHAR"), ("cell_id", "VARCHAR"), ("subject_id", "VARCHAR"), ("structure", "VARCHAR"),

@@ -3,6 +3,7 @@
 Dice of subject i, label l, model m = base + subject effect + label effect +
 model offset + te_effect * (TE - 20 ms) + residual noise, clipped to [0, 1].
 Biomarker prediction = reference * (1 + scale error) + model bias + noise.
+A subject row's slice mean is its value + ``slice_mean_offset[model]``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class Plan:
     nan_subjects: Mapping[str, Sequence[str]] = field(default_factory=dict)
     missing_subjects: Mapping[str, Sequence[str]] = field(default_factory=dict)
     detector_prompters: Sequence[str] = ()
+    slice_mean_offset: Mapping[str, float] = field(default_factory=dict)
+    tissues: Mapping[str, str] = field(default_factory=dict)
+    prompter_offsets: Mapping[str, float] = field(default_factory=dict)
     run_id: str = "run-1"
     seed: int = 0
 
@@ -78,15 +82,19 @@ def plant(path: str | Path, plan: Plan | None = None, **overrides) -> Path:
                             continue
                         for l_index, label in enumerate(plan.labels):
                             dice = (plan.base + subject_effect[i] - 0.03 * l_index + offset
+                                    + plan.prompter_offsets.get(prompter, 0.0)
                                     + plan.te_effect * (te[i] - 20.0) + rng.normal(0, plan.noise_sd))
                             dice = float(np.clip(dice, 0.0, 1.0))
                             if subject in plan.nan_subjects.get(model, ()):
                                 dice = float("nan")
+                            shift = plan.slice_mean_offset.get(model, 0.0)
                             for metric, value, sub in (("dice", dice, False), ("hd95", 10 * (1 - dice), dice == 0)):
                                 buf.add("subject_metrics", run_id=plan.run_id, cell_id=cell, subject_id=subject,
                                         label=l_index + 1, label_name=label,
                                         case_state="hit" if np.isfinite(dice) else "both_empty", metric=metric,
-                                        value=value, substituted=sub, slice_mean=value, n_slices=16)
+                                        value=value, substituted=sub, n_slices=16,
+                                        slice_mean=value + (shift if metric == "dice" else -10 * shift),
+                                        tissue=plan.tissues.get(label))
                         ref = float(reference_thickness[i])
                         pred = ref * (1 + rng.normal(0, plan.biomarker_noise)) + plan.biomarker_bias.get(model, 0.0)
                         for source, value in (("reference", ref), ("prediction", pred)):

@@ -25,7 +25,11 @@ def test_stats_writes_tables_and_prints_digest(planted, capsys):
     con = duckdb.connect(str(planted), read_only=True)
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert {"stats_summary", "stats_friedman", "stats_pairwise", "stats_ranking", "stats_agreement",
-            "stats_mixed_effects", "stats_mixed_status", "stats_vif", "stats_settings"} <= tables
+            "stats_mixed_effects", "stats_mixed_status", "stats_vif", "stats_settings", "stats_gp_regression",
+            "stats_prompter_pairs", "stats_size_strata", "stats_size_tests"} <= tables
+    icc = con.execute("SELECT icc, icc_lmm, icc_lmm_n_boot FROM stats_agreement WHERE dataset = 'knee' "
+                      "AND model = 'sam'").fetchone()
+    assert icc[1] == pytest.approx(max(icc[0], 0.0), abs=1e-4) and icc[2] == 10_000
     knee = con.execute("SELECT n_subjects, dropped_unpaired FROM stats_friedman WHERE dataset = 'knee' "
                        "AND metric = 'dice' AND structure = 'mean over labels'").fetchone()
     assert knee == (15, 1)  # knee-003 is NaN for box

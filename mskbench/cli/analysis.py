@@ -17,11 +17,16 @@ MinSubjectsOption = Annotated[int, typer.Option("--min-subjects", min=3,
                                                 help="Fewer paired subjects: the test is not computed.")]
 RoundOption = Annotated[str, typer.Option(
     "--round", help="Interaction round to read: 'final' (each cell's last round) or N (0 = the initial prompt).")]
+SubjectValueOption = Annotated[str, typer.Option(
+    "--subject-value", help="A subject's value: 'volume' (the metric of the 3D volume) or 'slice_mean' "
+                            "(the mean of its slice values, the source study's subject Dice).")]
 
 
 def _settings(seed: int, n_boot: int, min_subjects: int, alpha: float, metrics: list[str] | None,
-              models: list[str] | None, round_text: str):
+              models: list[str] | None, round_text: str, subject_value: str = "volume", n_boot_icc: int | None = None):
     from mskbench.stats.analysis import StatsSettings
+    from mskbench.stats.data import check_subject_value
+    from mskbench.stats.icc_mixed import N_BOOT_ICC
     from mskbench.stats.rounds import check_metrics, parse_round
 
     if not 0 < alpha < 1:
@@ -29,7 +34,9 @@ def _settings(seed: int, n_boot: int, min_subjects: int, alpha: float, metrics: 
     chosen = parse_round(round_text)
     check_metrics(metrics or (), chosen)
     return StatsSettings(alpha=alpha, min_subjects=min_subjects, n_boot=n_boot, seed=seed,
-                         metrics=tuple(metrics or ()), models=tuple(models or ()), round=chosen)
+                         metrics=tuple(metrics or ()), models=tuple(models or ()), round=chosen,
+                         subject_value=check_subject_value(subject_value),
+                         n_boot_icc=N_BOOT_ICC if n_boot_icc is None else n_boot_icc)
 
 
 @app.command("stats")
@@ -43,9 +50,13 @@ def stats_command(
     n_boot: BootOption = 1000,
     min_subjects: MinSubjectsOption = 6,
     round_text: RoundOption = "final",
+    subject_value: SubjectValueOption = "volume",
+    n_boot_icc: Annotated[int, typer.Option("--n-boot-icc", min=100,
+                                            help="Subject resamples of the mixed-model ICC.")] = 10_000,
     write: Annotated[bool, typer.Option("--write/--no-write", help="Store the stats_* tables in the database.")] = True,
 ) -> None:
-    """Friedman, Wilcoxon + BH, rank intervals, biomarker agreement, acquisition effects."""
+    """Friedman, Wilcoxon + BH, rank intervals, biomarker agreement (ICCs, Bland–Altman, GP), prompter pairs,
+    Dice by object size, acquisition effects."""
     from mskbench.store import Store, database_errors
 
     Store.check_readable(db)  # a bad --db fails in a second, before the analysis libraries load
@@ -53,7 +64,7 @@ def stats_command(
     from mskbench.stats.data import open_results
     from mskbench.stats.summary_text import stats_text
 
-    settings = _settings(seed, n_boot, min_subjects, alpha, metric, model, round_text)
+    settings = _settings(seed, n_boot, min_subjects, alpha, metric, model, round_text, subject_value, n_boot_icc)
     con = open_results(db)
     try:
         with database_errors(db):  # damage found while reading: the same one line as at open
@@ -97,6 +108,7 @@ def leaderboard_command(
     n_boot: BootOption = 1000,
     min_subjects: MinSubjectsOption = 6,
     round_text: RoundOption = "final",
+    subject_value: SubjectValueOption = "volume",
 ) -> None:
     """A static site: index plus one page per dataset, sortable, with rank intervals."""
     from mskbench.output_paths import writable_folder
@@ -104,7 +116,7 @@ def leaderboard_command(
     from mskbench.store import Store, database_errors
 
     Store.check_readable(db)  # a bad --db or --out fails in a second, before the analysis libraries load
-    settings = _settings(seed, n_boot, min_subjects, 0.05, None, None, round_text)
+    settings = _settings(seed, n_boot, min_subjects, 0.05, None, None, round_text, subject_value)
     check_metrics([metric], settings.round)
     writable_folder(out, "--out")
     from mskbench.report.leaderboard import write_leaderboard
@@ -133,6 +145,7 @@ def gate_command(
     n_boot: BootOption = 2000,
     min_subjects: MinSubjectsOption = 6,
     round_text: RoundOption = "final",
+    subject_value: SubjectValueOption = "volume",
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Judge the paired subjects only, instead of rejecting a candidate that lacks "
@@ -142,6 +155,7 @@ def gate_command(
     from mskbench.store import Store, database_errors
 
     Store.check_readable(db)  # a bad --db fails in a second, before the analysis libraries load
+    from mskbench.stats.data import check_subject_value
     from mskbench.stats.gate import METHODS, GateSettings
     from mskbench.stats.gate_run import GateRequest, run_gate, verdict_json, verdict_text
     from mskbench.stats.rounds import check_metrics, parse_round
@@ -156,10 +170,12 @@ def gate_command(
     check_metrics([metric], chosen)
     request = GateRequest(baseline=baseline, candidate=candidate, datasets=tuple(dataset or ()),
                           prompters=tuple(prompter or ()), metric=metric, structure=structure,
-                          biomarker=biomarker, max_abs_bias=max_abs_bias, round=chosen)
+                          biomarker=biomarker, max_abs_bias=max_abs_bias, round=chosen,
+                          subject_value=check_subject_value(subject_value))
     settings = GateSettings(margin=margin, method=method, n_boot=n_boot, min_subjects=min_subjects, seed=seed,
                             allow_missing=allow_missing)
     with database_errors(db):
         verdicts, promote = run_gate(db, request, settings)
-    typer.echo(verdict_json(verdicts, promote, allow_missing, chosen) if json_out else verdict_text(verdicts, promote, request, settings))
+    typer.echo(verdict_json(verdicts, promote, allow_missing, chosen, request.subject_value) if json_out
+               else verdict_text(verdicts, promote, request, settings))
     raise typer.Exit(0 if promote else 1)

@@ -95,9 +95,11 @@ def _derived_rows(subject_rows: Sequence[dict[str, Any]], final_round: int, base
     """dsc_auc, nsd_auc, final_dsc, final_nsd, noc_80, noc_90 per label, from the per-round subject rows."""
     series: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     state: dict[tuple[int, str], str] = {}
+    tissue: dict[tuple[int, str], str | None] = {}
     for row in subject_rows:  # rows come round by round, so each list is in round order
         key = (row["label"], row["label_name"])
         series[key][row["metric"]].append(row["value"])
+        tissue[key] = row.get("tissue")
         if row["round"] == final_round:
             state[key] = row["case_state"]
     out = []
@@ -106,7 +108,8 @@ def _derived_rows(subject_rows: Sequence[dict[str, Any]], final_round: int, base
             continue
         for metric, value in interaction_summary(values["dice"], values.get("nsd")).items():
             out.append({
-                **base, "round": final_round, "label": label, "label_name": name, "case_state": state[(label, name)],
+                **base, "round": final_round, "label": label, "label_name": name, "tissue": tissue[(label, name)],
+                "case_state": state[(label, name)],
                 "metric": metric, "value": value, "substituted": False, "slice_mean": float("nan"), "n_slices": 0,
             })
     return out

@@ -12,6 +12,7 @@ import pingouin as pg
 from scipy import stats
 
 from mskbench.stats.compare import Thresholds
+from mskbench.stats.icc_mixed import N_BOOT_ICC, mixed_icc
 
 ICC_NAMES = ("ICC(C,1)", "ICC3")
 """pingouin >= 0.6 calls ICC(3,1) `ICC(C,1)`; older releases `ICC3`."""
@@ -139,20 +140,35 @@ def bland_altman(reference: np.ndarray, prediction: np.ndarray, groups: np.ndarr
 
 
 def regression(reference: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    """Ordinary least squares of prediction on reference, and Spearman's rho."""
-    if np.ptp(reference) == 0:
-        fit = {"slope": np.nan, "intercept": np.nan, "r_squared": np.nan}
+    """Ordinary least squares of prediction on reference (slope, intercept, their SEs and p-values), and Spearman's rho.
+
+    The p-values test slope = 0 and intercept = 0 (t with n - 2 degrees of
+    freedom, as `scipy.stats.linregress` and statsmodels OLS report them).
+    """
+    n = len(reference)
+    if np.ptp(reference) == 0 or n < 3:
+        fit = dict.fromkeys(("slope", "intercept", "r_squared", "slope_se", "intercept_se", "slope_p",
+                             "intercept_p"), np.nan)
     else:
         result = stats.linregress(reference, prediction)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a perfect fit has SE 0
+            t_intercept = result.intercept / result.intercept_stderr
         fit = {"slope": float(result.slope), "intercept": float(result.intercept),
-               "r_squared": float(result.rvalue ** 2)}
+               "r_squared": float(result.rvalue ** 2), "slope_se": float(result.stderr),
+               "intercept_se": float(result.intercept_stderr), "slope_p": float(result.pvalue),
+               "intercept_p": float(2 * stats.t.sf(abs(t_intercept), n - 2))}
+    if np.ptp(reference) == 0 or np.ptp(prediction) == 0:  # a constant side: rank correlation undefined
+        return fit | {"spearman_rho": np.nan, "spearman_p": np.nan}
     rho = stats.spearmanr(reference, prediction)
     return fit | {"spearman_rho": float(rho.statistic), "spearman_p": float(rho.pvalue)}
 
 
 def agreement_row(pairs: pd.DataFrame, settings: Thresholds, rng: np.random.Generator,
-                  n_boot: int) -> dict[str, object]:
-    """Every agreement figure for one (dataset, model, prompter, structure, biomarker) group."""
+                  n_boot: int, n_boot_icc: int = N_BOOT_ICC) -> dict[str, object]:
+    """Every agreement figure for one (dataset, model, prompter, structure, biomarker) group.
+
+    ``n_boot`` resamples the ICC(3,1) and Bland–Altman CIs, ``n_boot_icc`` the mixed-model ICC.
+    """
     reference = pairs["reference"].to_numpy(float)
     prediction = pairs["prediction"].to_numpy(float)
     groups = pairs["subject_id"].to_numpy()
@@ -168,6 +184,9 @@ def agreement_row(pairs: pd.DataFrame, settings: Thresholds, rng: np.random.Gene
     stacked = np.column_stack([reference, prediction])
     boot_icc = np.array([icc_3_1_value(stacked[idx]) for idx in subject_bootstrap(groups, rng, n_boot)])
     low, high = percentile_ci(boot_icc, settings.alpha)
+    instances = pairs["instance"].astype(str) if "instance" in pairs else "0"
+    targets = (pairs["subject_id"].astype(str) + "|" + instances).to_numpy()
     return (row | icc_3_1(reference, prediction) | {"icc_boot_ci_low": low, "icc_boot_ci_high": high}
+            | mixed_icc(reference, prediction, groups, targets, rng, n_boot_icc, settings.alpha)
             | bland_altman(reference, prediction, groups, rng, n_boot, settings.alpha)
             | regression(reference, prediction) | {"status": "computed", "reason": ""})

@@ -20,8 +20,12 @@ from mskbench.stats import data
 from mskbench.stats.agreement import agreement_row
 from mskbench.stats.compare import Thresholds, compare_models
 from mskbench.stats.finetune_effects import finetune_effects, model_training
+from mskbench.stats.gp_regression import gp_row
+from mskbench.stats.icc_mixed import N_BOOT_ICC
 from mskbench.stats.mixed import acquisition_effects
+from mskbench.stats.prompter_pairs import compare_prompters
 from mskbench.stats.ranking import ranking
+from mskbench.stats.size_strata import size_strata
 from mskbench.stats.rounds import FINAL, RoundChoice, check_metrics
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ class StatsSettings:
     metrics: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     round: RoundChoice = FINAL
+    n_boot_icc: int = N_BOOT_ICC
+    subject_value: str = data.VOLUME
 
     @property
     def tests(self) -> Thresholds:
@@ -62,6 +68,10 @@ class StatsResults:
     mixed_effects: pd.DataFrame
     mixed_status: pd.DataFrame
     vif: pd.DataFrame
+    gp_regression: pd.DataFrame = field(default_factory=pd.DataFrame)
+    prompter_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    size_strata: pd.DataFrame = field(default_factory=pd.DataFrame)
+    size_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: StatsSettings = field(default_factory=StatsSettings)
     # fine-tuning covariates from the cells' model-card columns (mskbench.stats.finetune_effects)
     finetune_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -78,7 +88,8 @@ class StatsResults:
 
 
 TABLE_NAMES = ("summary", "friedman", "pairwise", "ranking", "agreement", "unpaired_biomarkers",
-               "mixed_effects", "mixed_status", "vif", "finetune_effects", "finetune_vif", "finetune_status")
+               "mixed_effects", "mixed_status", "vif", "gp_regression", "prompter_pairs", "size_strata", "size_tests",
+               "finetune_effects", "finetune_vif", "finetune_status")
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, object]]:
@@ -104,15 +115,27 @@ def summarize(values: pd.DataFrame, skipped: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def agreement(pairs: pd.DataFrame, settings: StatsSettings) -> pd.DataFrame:
+def agreement(pairs: pd.DataFrame, settings: StatsSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The agreement table, and the GP regression of each group where Bland–Altman rejected normality."""
     keys = ["dataset", "model", "prompter", "structure", "biomarker", "method", "unit"]
     if pairs.empty:
-        return pd.DataFrame(columns=[*keys, "status", "reason"])
-    rows = []
+        empty = pd.DataFrame(columns=[*keys, "status", "reason"])
+        return empty, empty.copy()
+    rows, gp_rows = [], []
     for key, group in pairs.groupby(keys, sort=True):
-        row = agreement_row(group, settings.tests, settings.rng_for(("agreement", *key)), settings.n_boot)
-        rows.append(dict(zip(keys, key)) | row)
-    return pd.DataFrame(rows)
+        labels = dict(zip(keys, key))
+        row = agreement_row(group, settings.tests, settings.rng_for(("agreement", *key)), settings.n_boot,
+                            settings.n_boot_icc)
+        rows.append(labels | row)
+        if row["status"] != "computed":
+            gp_rows.append(labels | {"status": "not computed", "reason": row["reason"]})
+            continue
+        rejected = row["ba_method"] == "nonparametric"
+        why = (f"Shapiro–Wilk p = {row['shapiro_p']:.3g}, Levene p = {row['levene_p']:.3g} "
+               f"({'normal, constant-spread differences rejected' if rejected else 'not rejected; OLS applies'})")
+        gp_rows.append(labels | gp_row(group["reference"].to_numpy(float), group["prediction"].to_numpy(float),
+                                       rejected, why, settings.seed))
+    return pd.DataFrame(rows), pd.DataFrame(gp_rows)
 
 
 def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> StatsResults:
@@ -120,7 +143,7 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
     if settings.models:
         data.check_names(settings.models, data.known_models(con), "--model")
     check_metrics(settings.metrics, settings.round)
-    values = data.subject_metrics(con, list(settings.metrics) or None, settings.round)
+    values = data.subject_metrics(con, list(settings.metrics) or None, settings.round, settings.subject_value)
     if settings.metrics:
         known = set(values["metric"])
         missing = [m for m in settings.metrics if m not in known]
@@ -141,11 +164,17 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
     coef, vif, status = acquisition_effects(values, data.acquisition(con), settings.min_subjects)
     ft_coef, ft_vif, ft_status = finetune_effects(values, model_training(con), data.acquisition(con),
                                                   settings.min_subjects)
+    agreement_table, gp_table = agreement(pairs, settings)
+    objects = data.slice_objects(con, "dice", settings.round)
+    if settings.models:
+        objects = objects[objects["model"].isin(settings.models)]
+    strata, size_tests = size_strata(objects, settings.rng_for, settings.n_boot, settings.alpha)
     return StatsResults(
         summary=summarize(values, data.skipped_counts(con)), friedman=friedman, pairwise=pairwise,
-        ranking=ranks, agreement=agreement(pairs, settings), unpaired_biomarkers=unpaired,
-        mixed_effects=coef, mixed_status=status, vif=vif, settings=settings,
-        finetune_effects=ft_coef, finetune_vif=ft_vif, finetune_status=ft_status,
+        ranking=ranks, agreement=agreement_table, unpaired_biomarkers=unpaired,
+        mixed_effects=coef, mixed_status=status, vif=vif, gp_regression=gp_table,
+        prompter_pairs=compare_prompters(values, settings.tests), size_strata=strata, size_tests=size_tests,
+        settings=settings, finetune_effects=ft_coef, finetune_vif=ft_vif, finetune_status=ft_status,
     )
 
 

@@ -42,9 +42,9 @@ def higher_is_better(metric: str) -> bool:
     return metric.lower() not in LOWER_IS_BETTER
 
 
-def align(block: pd.DataFrame, models: list[str] | None = None) -> tuple[pd.DataFrame, int]:
-    """Subjects x models table of finite values, and the number of subjects dropped."""
-    wide = block.set_index(["subject_id", "model"])["value"].unstack("model")
+def align(block: pd.DataFrame, models: list[str] | None = None, by: str = "model") -> tuple[pd.DataFrame, int]:
+    """Subjects x models (or x the ``by`` column's values) table of finite values, and the subjects dropped."""
+    wide = block.set_index(["subject_id", by])["value"].unstack(by)
     if models is not None:
         wide = wide.reindex(columns=models)
     complete = wide.dropna()

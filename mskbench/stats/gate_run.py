@@ -26,6 +26,7 @@ class GateRequest:
     biomarker: str | None = None
     max_abs_bias: float | None = None
     round: RoundChoice = FINAL
+    subject_value: str = data.VOLUME
 
 
 def _distinct(con, sql: str) -> list[str]:
@@ -44,7 +45,7 @@ def run_gate(db: str | Path, request: GateRequest, settings: GateSettings) -> tu
                          "--prompter")
         data.check_names([request.metric], _distinct(con, "SELECT DISTINCT metric FROM subject_metrics ORDER BY 1"),
                          "--metric")
-        values = data.subject_metrics(con, [request.metric], request.round)
+        values = data.subject_metrics(con, [request.metric], request.round, request.subject_value)
         if request.structure is not None:
             data.check_names([request.structure], sorted(set(values["structure"])), "--structure")
         pairs = pd.DataFrame()
@@ -74,17 +75,19 @@ def _restrict(frame: pd.DataFrame, request: GateRequest) -> pd.DataFrame:
 
 
 def verdict_json(verdicts: pd.DataFrame, promote: bool, allow_missing: bool = False,
-                 at_round: RoundChoice = FINAL) -> str:
+                 at_round: RoundChoice = FINAL, subject_value: str = data.VOLUME) -> str:
     """``missing_in_candidate`` per check counts the subjects the candidate lacks; ``allow_missing`` says whether
-    they were ignored (``--allow-missing``) instead of rejecting; ``round`` is the ``--round`` judged."""
+    they were ignored (``--allow-missing``) instead of rejecting; ``round`` is the ``--round`` judged and
+    ``subject_value`` the ``--subject-value``."""
     return json.dumps({"promote": promote, "allow_missing": allow_missing, "round": at_round,
-                       "checks": records(verdicts)}, indent=2, default=str)
+                       "subject_value": subject_value, "checks": records(verdicts)}, indent=2, default=str)
 
 
 def verdict_text(verdicts: pd.DataFrame, promote: bool, request: GateRequest, settings: GateSettings) -> str:
     """A short fixed-width table a CI log shows well."""
     header = (f"gate: {request.candidate} vs {request.baseline}  metric={request.metric}  "
-              f"round={request.round}  margin={settings.margin:g}  method={settings.method}"
+              f"round={request.round}  subject-value={request.subject_value}  margin={settings.margin:g}  "
+              f"method={settings.method}"
               f"{'  allow-missing' if settings.allow_missing else ''}")
     lines = [header, f"{'check':<28} {'structure':<20} {'dataset':<14} {'prompter':<12} {'n':>4} {'missing':>7} "
                      f"{'mean diff':>10} {'95% CI':>20}  verdict"]
