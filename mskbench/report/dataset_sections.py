@@ -74,7 +74,7 @@ def object_size(inputs: ReportInputs, dataset: str) -> str | None:
 
 
 def biomarker_agreement(inputs: ReportInputs, dataset: str) -> str | None:
-    """Agreement table of the dataset and, per biomarker, Bland–Altman over regression for every cell."""
+    """Agreement table of the dataset and, per biomarker, Bland–Altman over regression for every structure."""
     agreement = inputs.results.agreement
     if agreement.empty or "status" not in agreement:
         return None
@@ -89,16 +89,16 @@ def biomarker_agreement(inputs: ReportInputs, dataset: str) -> str | None:
                 field("status"), field("reason")]
     body = [table(mine, columns)]
     computed = mine[mine["status"] == "computed"]
-    for (structure, biomarker, method, unit), group in computed.groupby(AGREEMENT_KEYS[3:], sort=True):
-        panels = []
-        for row in group.to_dict(orient="records"):
-            mask = np.logical_and.reduce([inputs.pairs[k] == row[k] for k in AGREEMENT_KEYS])
-            pair = inputs.pairs[mask]
-            panels.append((f"{row['model']} / {row['prompter']}", pair["reference"].to_numpy(float),
-                           pair["prediction"].to_numpy(float), row))
-        title = f"{dataset}: {structure} {biomarker} ({method})"
-        body.append(image(figures.agreement_grid(panels, title, unit),
-                          f"{title}: Bland–Altman (top) and regression with identity line (bottom) per cell"))
+    pairs = inputs.pairs.merge(computed[AGREEMENT_KEYS], on=AGREEMENT_KEYS) if not computed.empty else computed
+    for (biomarker, method, unit), group in pairs.groupby(["biomarker", "method", "unit"], sort=True):
+        structures = {structure: frame.assign(cell=_cell(frame))
+                      for structure, frame in group.groupby("structure", sort=True)}
+        rows = computed[(computed["biomarker"] == biomarker) & (computed["method"] == method)]
+        bias = {(r["structure"], f"{r['model']} / {r['prompter']}"): r["bias"] for r in rows.to_dict(orient="records")}
+        title = f"{dataset}: {biomarker} ({method})"
+        body.append(image(figures.agreement_grid(structures, bias, title, unit),
+                          f"{title}: Bland–Altman (top; a line per model / prompter at its bias, limits in the "
+                          "table) and prediction against reference with the identity line (bottom), per structure"))
     return "".join(body)
 
 

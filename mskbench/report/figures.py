@@ -1,8 +1,8 @@
-"""matplotlib figures rendered to base64 PNG for embedding in a self-contained page.
+"""matplotlib figures rendered to data URIs for embedding in a self-contained page.
 
-Every figure is stored as a 256-colour palette PNG: a plot has few colours,
-and the palette cuts a figure to a third of its RGBA size, which is what
-keeps the whole report under a few megabytes.
+Plots are 256-colour palette PNGs (a plot has few colours; the palette cuts a
+figure to a third of its RGBA size); QC overlays, which show an MR slice, are
+lossy WebP. Both keep the whole report within a few megabytes.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pandas as pd  # noqa: E402
 DPI = 90
 
 
-def palette_png(fig, dpi: int = DPI) -> bytes:
-    """The figure as an optimised 256-colour palette PNG (Pillow's quantizer); the figure is closed."""
+def _rendered(fig, dpi: int):
+    """The figure rasterised as an RGB Pillow image; the figure is closed."""
     from PIL import Image
 
     raw = io.BytesIO()
@@ -30,59 +30,66 @@ def palette_png(fig, dpi: int = DPI) -> bytes:
     plt.close(fig)
     raw.seek(0)
     with Image.open(raw) as png:
-        quantized = png.convert("RGB").quantize(256)
+        return png.convert("RGB")
+
+
+def palette_png(fig, dpi: int = DPI) -> bytes:
+    """The figure as an optimised 256-colour palette PNG (Pillow's quantizer); the figure is closed."""
     out = io.BytesIO()
-    quantized.save(out, format="png", optimize=True)
+    _rendered(fig, dpi).quantize(256).save(out, format="png", optimize=True)
     return out.getvalue()
 
 
-def to_base64(fig, dpi: int = DPI) -> str:
-    return base64.b64encode(palette_png(fig, dpi)).decode("ascii")
+def to_data_uri(fig, dpi: int = DPI) -> str:
+    """A plot as a palette-PNG data URI for an <img> of the self-contained page."""
+    return "data:image/png;base64," + base64.b64encode(palette_png(fig, dpi)).decode("ascii")
 
 
-def _bland_altman(ax, reference: np.ndarray, prediction: np.ndarray, row: Mapping[str, object], unit: str) -> None:
-    """Difference against mean, with the bias and limits of agreement from the stats row."""
-    ax.scatter((reference + prediction) / 2, prediction - reference, s=8, alpha=0.7, color="#1f6feb")
-    for key, style in (("bias", "-"), ("loa_lower", "--"), ("loa_upper", "--")):
-        value = row.get(key)
-        if value is not None and np.isfinite(value):
-            ax.axhline(value, color="#b42318", linestyle=style, linewidth=1)
-            ax.annotate(f"{value:+.3g}", (1.0, value), xycoords=("axes fraction", "data"), fontsize=6,
-                        ha="right", va="bottom")
-    ax.axhline(0, color="#57606a", linewidth=0.6)
-    ax.set_xlabel(f"mean ({unit})", fontsize=7)
-    ax.set_ylabel(f"pred − ref ({unit}), {row.get('ba_method', '')} limits", fontsize=7)
+def to_webp_uri(fig, dpi: int = DPI, quality: int = 80) -> str:
+    """A figure with photographic content (an MR slice) as a lossy WebP data URI: a third of the PNG's size."""
+    out = io.BytesIO()
+    _rendered(fig, dpi).save(out, format="webp", quality=quality)
+    return "data:image/webp;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def _regression(ax, reference: np.ndarray, prediction: np.ndarray, row: Mapping[str, object], unit: str) -> None:
-    """Prediction against reference with the identity line and the fitted line."""
-    ax.scatter(reference, prediction, s=8, alpha=0.7, color="#1f6feb")
-    low = float(min(reference.min(), prediction.min()))
-    high = float(max(reference.max(), prediction.max()))
-    ax.plot([low, high], [low, high], color="#57606a", linewidth=0.8, label="identity")
-    slope, intercept = row.get("slope"), row.get("intercept")
-    if slope is not None and np.isfinite(slope):
-        ax.plot([low, high], [intercept + slope * low, intercept + slope * high], color="#b42318", linewidth=1,
-                label=f"y = {slope:.3g}x {intercept:+.3g}")
-    ax.legend(fontsize=6, loc="upper left")
-    ax.set_xlabel(f"reference ({unit})", fontsize=7)
-    ax.set_ylabel(f"prediction ({unit})", fontsize=7)
-
-
-def agreement_grid(panels: Sequence[tuple[str, np.ndarray, np.ndarray, Mapping[str, object]]], title: str,
-                   unit: str) -> str:
-    """One column per cell (label, reference, prediction, stats row): Bland–Altman above, regression below."""
-    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels) + 0.4, 4.8), layout="constrained",
-                             squeeze=False)
-    for column, (label, reference, prediction, row) in enumerate(panels):
-        _bland_altman(axes[0][column], reference, prediction, row, unit)
-        _regression(axes[1][column], reference, prediction, row, unit)
-        axes[0][column].set_title(f"{label}\nICC {row.get('icc', float('nan')):.2f}, "
-                                  f"ρ {row.get('spearman_rho', float('nan')):.2f}", fontsize=7)
-        for ax in axes[:, column]:
-            ax.tick_params(labelsize=6)
+def agreement_grid(structures: Mapping[str, pd.DataFrame], bias: Mapping[tuple[str, str], float], title: str,
+                   unit: str, per_row: int = 5) -> str:
+    """Per structure (frames with columns cell, reference, prediction): Bland–Altman above, prediction against
+    reference below; a colour per model / prompter cell, its bias as a line of that colour, the identity line
+    grey. One figure per biomarker keeps a report with many structures small; the limits are in the table."""
+    cells = sorted({c for frame in structures.values() for c in frame["cell"]})
+    colours = {cell: f"C{i % 10}" for i, cell in enumerate(cells)}
+    n_cols = min(per_row, len(structures))
+    n_bands = -(-len(structures) // n_cols)
+    fig, axes = plt.subplots(2 * n_bands, n_cols, figsize=(2.0 * n_cols + 0.3, 3.6 * n_bands + 0.5),
+                             layout="constrained", squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for index, (structure, frame) in enumerate(structures.items()):
+        top, bottom = axes[2 * (index // n_cols)][index % n_cols], axes[2 * (index // n_cols) + 1][index % n_cols]
+        for cell, group in frame.groupby("cell", sort=True):
+            reference, prediction = group["reference"].to_numpy(float), group["prediction"].to_numpy(float)
+            top.scatter((reference + prediction) / 2, prediction - reference, s=6, color=colours[cell], label=cell)
+            value = bias.get((structure, cell))
+            if value is not None and np.isfinite(value):
+                top.axhline(value, color=colours[cell], linewidth=0.8)
+            bottom.scatter(reference, prediction, s=6, color=colours[cell])
+        top.axhline(0, color="#57606a", linewidth=0.6, linestyle=":")
+        low = float(min(frame["reference"].min(), frame["prediction"].min()))
+        high = float(max(frame["reference"].max(), frame["prediction"].max()))
+        bottom.plot([low, high], [low, high], color="#57606a", linewidth=0.8)
+        top.set_title(structure, fontsize=7)
+        top.set_xlabel(f"mean ({unit})", fontsize=6)
+        top.set_ylabel(f"pred − ref ({unit})", fontsize=6)
+        bottom.set_xlabel(f"reference ({unit})", fontsize=6)
+        bottom.set_ylabel(f"prediction ({unit})", fontsize=6)
+        for ax in (top, bottom):
+            ax.set_visible(True)
+            ax.tick_params(labelsize=5)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[c], markersize=4) for c in cells]
+    fig.legend(handles, cells, fontsize=6, loc="outside lower center", ncols=min(4, len(cells)))
     fig.suptitle(title, fontsize=9)
-    return to_base64(fig)
+    return to_data_uri(fig, dpi=80)
 
 
 def forest_plot(coef: pd.DataFrame, title: str) -> str:
@@ -97,7 +104,7 @@ def forest_plot(coef: pd.DataFrame, title: str) -> str:
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_xlabel("effect on subject Dice per unit (95% CI)")
     ax.set_title(title, fontsize=10)
-    return to_base64(fig)
+    return to_data_uri(fig)
 
 
 def qc_overlay(image: np.ndarray, reference: np.ndarray, prediction: np.ndarray,
@@ -113,7 +120,7 @@ def qc_overlay(image: np.ndarray, reference: np.ndarray, prediction: np.ndarray,
                                    edgecolor="#f2cc60", linewidth=1.0))
     ax.set_axis_off()
     ax.set_title(title, fontsize=7)
-    return to_base64(fig)
+    return to_webp_uri(fig)
 
 
 def round_curves_plot(curves: pd.DataFrame, title: str, ylabel: str) -> str:
@@ -129,7 +136,7 @@ def round_curves_plot(curves: pd.DataFrame, title: str, ylabel: str) -> str:
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title, fontsize=10)
-    return to_base64(fig)
+    return to_data_uri(fig)
 
 
 MARKER_COLOURS = {"best": "#1a7f37", "worse": "#b42318"}
@@ -159,7 +166,7 @@ def headline_plot(rows: pd.DataFrame, metric: str, title: str) -> str:
     ax.tick_params(axis="x", labelsize=7)
     ax.grid(axis="x", color="#d0d7de", linewidth=0.5)
     ax.set_title(title, fontsize=9)
-    return to_base64(fig)
+    return to_data_uri(fig)
 
 
 def heatmap(matrix: pd.DataFrame, title: str, label: str) -> str:
@@ -176,7 +183,7 @@ def heatmap(matrix: pd.DataFrame, title: str, label: str) -> str:
     ax.set_yticks(range(values.shape[0]), matrix.index, fontsize=6)
     fig.colorbar(shown, ax=ax, label=label, shrink=0.8)
     ax.set_title(title, fontsize=9)
-    return to_base64(fig)
+    return to_data_uri(fig)
 
 
 def strata_plot(panels: Mapping[str, pd.DataFrame], title: str, ylabel: str) -> str:
@@ -194,4 +201,4 @@ def strata_plot(panels: Mapping[str, pd.DataFrame], title: str, ylabel: str) -> 
     axes[0][0].set_ylabel(ylabel, fontsize=8)
     axes[0][-1].legend(fontsize=6, loc="lower right")
     fig.suptitle(title, fontsize=9)
-    return to_base64(fig)
+    return to_data_uri(fig)

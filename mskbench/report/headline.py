@@ -53,15 +53,32 @@ def cell_intervals(values: pd.DataFrame, dataset: str, metrics: list[str], setti
                                       "substituted"])
 
 
+MAIN_BIOMARKERS = ("cartilage_thickness", "disc_height", "t2", "t1rho", "tissue_volume")
+"""Which biomarker the headline shows first, in the order of the source study's clinical endpoints."""
+AGGREGATE_STRUCTURES = ("total", "overall")
+
+
 def main_biomarker(agreement: pd.DataFrame, dataset: str) -> str | None:
-    """The dataset's (structure, biomarker) with the most paired subjects over its cells (ties: by name)."""
+    """The dataset's "structure biomarker" for the headline table.
+
+    The first biomarker of `MAIN_BIOMARKERS` present (others after, by name);
+    within it an aggregate structure (total, overall) first, then the one
+    with the most paired subjects over the cells, then by name.
+    """
     if agreement.empty or "n_subjects" not in agreement:
         return None
     mine = agreement[agreement["dataset"] == dataset]
     if mine.empty:
         return None
-    totals = mine.assign(key=mine["structure"] + " " + mine["biomarker"]).groupby("key")["n_subjects"].sum()
-    return sorted(totals.index, key=lambda k: (-totals[k], k))[0]
+    totals = mine.groupby(["biomarker", "structure"])["n_subjects"].sum()
+
+    def rank(key: tuple[str, str]) -> tuple:
+        biomarker, structure = key
+        order = MAIN_BIOMARKERS.index(biomarker) if biomarker in MAIN_BIOMARKERS else len(MAIN_BIOMARKERS)
+        return order, biomarker, structure not in AGGREGATE_STRUCTURES, -totals[key], structure
+
+    biomarker, structure = min(totals.index, key=rank)
+    return f"{structure} {biomarker}"
 
 
 def comparison(vs_leader: dict | None, is_leader: bool, n_models: int, mean: float) -> tuple[str, str]:
@@ -133,7 +150,7 @@ def _interval(metric: str) -> Column:
         mean = r.get(f"{metric}_mean")
         if mean is None or not np.isfinite(mean):
             return "—"
-        return (f"{esc(fmt(mean))} <span class=\"ci\">[{esc(fmt(r.get(f'{metric}_low')))}, "
+        return (f"{esc(fmt(mean))}<br><span class=\"ci\">[{esc(fmt(r.get(f'{metric}_low')))}, "
                 f"{esc(fmt(r.get(f'{metric}_high')))}]</span>")
 
     return Column(f"{metric} [95% CI]", render, lambda r: r.get(f"{metric}_mean"))
@@ -146,9 +163,10 @@ def _marker(r: dict) -> str:
 
 def headline_table(item: Headline) -> str:
     metrics = [m for m in dict.fromkeys([item.metric, *TABLE_METRICS]) if f"{m}_mean" in item.rows]
-    columns = [field("model"), field("prompter"), *(_interval(m) for m in metrics), field("n"),
-               field("excluded", "excl."), field("substituted", "subst."),
-               Column("vs best", _marker, lambda r: r.get("p_adjusted"))]
+    counts = Column("n (excl., subst.)", lambda r: esc(f"{fmt(r.get('n'))} ({fmt(r.get('excluded'))}, "
+                                                      f"{fmt(r.get('substituted'))})"))
+    columns = [field("model"), field("prompter"), *(_interval(m) for m in metrics), counts,
+               Column("vs best", _marker)]
     caption = ""
     if item.biomarker:
         columns += [field("icc", "ICC"), field("bias", "bias")]

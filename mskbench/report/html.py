@@ -97,7 +97,7 @@ def table(rows: Sequence[dict] | pd.DataFrame, columns: Sequence[Column], *, sor
             attrs = ""
             key = _plain(column.sort_key(row)) if column.sort_key else None
             if isinstance(key, (int, float)) and not isinstance(key, bool) and math.isfinite(key):
-                attrs = f' data-sort="{key!r}" class="num"'
+                attrs = f' data-sort="{key:.7g}" class="num"'  # 7 digits order any two shown values
             cells.append(f"<td{attrs}>{column.render(row)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{esc(table_id)}"' if table_id else ""
@@ -106,10 +106,11 @@ def table(rows: Sequence[dict] | pd.DataFrame, columns: Sequence[Column], *, sor
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
-def image(png_base64: str, caption: str, klass: str = "") -> str:
-    """A captioned PNG figure; ``klass`` "qc" makes it a thumbnail that enlarges on click (static/*.js)."""
+def image(data_uri: str, caption: str, klass: str = "") -> str:
+    """A captioned figure from a data URI (`figures.to_data_uri`); ``klass`` "qc" makes it a thumbnail that
+    enlarges on click (static/enlarge.js)."""
     attrs = f' class="{esc(klass)}"' if klass else ""
-    return (f'<figure{attrs}><img alt="{esc(caption)}" src="data:image/png;base64,{png_base64}">'
+    return (f'<figure{attrs}><img alt="{esc(caption)}" src="{data_uri}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
