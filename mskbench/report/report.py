@@ -11,10 +11,13 @@ settings.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mskbench.report import figures
 from mskbench.report.dataset_sections import DATASET_SECTIONS, ReportInputs
@@ -125,17 +128,30 @@ def dataset_block(inputs: ReportInputs, dataset: str) -> str:
             + ("".join(parts) or note(f"No per-dataset analyses for {dataset}.")) + "</section>")
 
 
+def report_progress() -> Progress:
+    """A transient bar on stderr (statistics, then one step per dataset); silent when stderr is not a terminal."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+
+
 def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings, metric: str = "dice") -> str:
     known = [r[0] for r in con.execute("SELECT DISTINCT metric FROM subject_metrics ORDER BY 1").fetchall()]
     data.check_names([metric], known, "--metric")
-    results = compute_stats(con, settings)
-    inputs = ReportInputs(con=con, settings=settings, metric=metric, results=results,
-                          values=data.subject_metrics(con, None, settings.round),
-                          pairs=data.biomarker_pairs(con, settings.round)[0],
-                          curves=interaction_curves(con, settings))
-    datasets = sorted(set(results.summary["dataset"]))
-    sections = [("headline", "Headline", headline_section(inputs, datasets))]
-    sections += [(f"dataset-{slug(d)}", f"Dataset: {d}", dataset_block(inputs, d)) for d in datasets]
+    with report_progress() as progress:
+        task = progress.add_task("report: statistics", total=None)
+        results = compute_stats(con, settings)
+        inputs = ReportInputs(con=con, settings=settings, metric=metric, results=results,
+                              values=data.subject_metrics(con, None, settings.round),
+                              pairs=data.biomarker_pairs(con, settings.round)[0],
+                              curves=interaction_curves(con, settings))
+        datasets = sorted(set(results.summary["dataset"]))
+        progress.update(task, description="report: headline", total=len(datasets) + 1, completed=0)
+        sections = [("headline", "Headline", headline_section(inputs, datasets))]
+        progress.advance(task)
+        for dataset in datasets:
+            progress.update(task, description=f"report: {dataset}")
+            sections.append((f"dataset-{slug(dataset)}", f"Dataset: {dataset}", dataset_block(inputs, dataset)))
+            progress.advance(task)
     sections += [("acquisition", "Acquisition effects (all datasets)", acquisition_section(results)),
                  ("comparison", "Model comparison tests", comparison_section(results)),
                  ("full", "Full table", full_table_section(results)),
