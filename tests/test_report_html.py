@@ -238,3 +238,11 @@ def test_report_unknown_metric_is_one_line(tmp_path, capsys):
     assert main(["report", "--db", str(db), "--out", str(tmp_path / "r.html"), "--metric", "dcie"]) == 2
     err = capsys.readouterr().err
     assert "--metric dcie: not in the database (did you mean 'dice'?)" in err and "Traceback" not in err
+
+
+def test_headline_on_a_lower_is_better_metric(tmp_path):
+    db = plant(tmp_path / "r.duckdb", datasets={"knee": 8}, models={"good": 0.0, "bad": -0.1})
+    text = render(db, tmp_path / "r.html", "--metric", "hd95")
+    rows = headline_rows(text, "knee")
+    assert "best" in rows[("good", "gt_box")]["vs best"] and "▼" in rows[("bad", "gt_box")]["vs best"]
+    assert "Best: good with gt_box: mean subject hd95" in text and "subject hd95 (lower is better" in text
