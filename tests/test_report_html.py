@@ -52,7 +52,7 @@ def report(tmp_path_factory):
                detector_prompters=("yolo_boxes",), slice_size_effect=SIZE_EFFECT, biomarker_bias={"medsam": 0.3})
     add_qc_slice(db)
     out = folder / "report.html"
-    return db, out, render(db, out, n_boot=4000)  # enough resamples to tell a 95 % from a 90 % interval
+    return db, out, render(db, out, n_boot=2500)  # enough resamples to tell a 95 % from a 90 % interval
 
 
 def table_rows(html: str) -> tuple[list[str], list[list[str]]]:
