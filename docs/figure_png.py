@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mskbench.report.figures import palette_png
+
 
 def save_palette_png(fig, out: Path, dpi: int) -> None:
-    from PIL import Image
-
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    with Image.open(out) as png:
-        quantized = png.convert("RGB").quantize(256)
-    quantized.save(out, optimize=True)
+    out.write_bytes(palette_png(fig, dpi))
     print(f"wrote {out}")

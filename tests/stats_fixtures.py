@@ -4,6 +4,9 @@ Dice of subject i, label l, model m = base + subject effect + label effect +
 model offset + te_effect * (TE - 20 ms) + residual noise, clipped to [0, 1].
 Biomarker prediction = reference * (1 + scale error) + model bias + noise.
 A subject row's slice mean is its value + ``slice_mean_offset[model]``.
+With `slice_size_effect` set, every (subject, label) also gets slice Dice rows at
+the area fractions `SLICE_AREAS`: the subject's Dice, less the effect on the
+slices whose object is small (< 0.5 % of the slice).
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from mskbench.store import RowBuffer, Store, to_json, utcnow
+
+SLICE_AREAS = (0.002, 0.01, 0.02, 0.03, 0.05, 0.08)
+"""One small, three medium, two large objects (fixed bins); in pairs, the three tertiles."""
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Plan:
     slice_mean_offset: Mapping[str, float] = field(default_factory=dict)
     tissues: Mapping[str, str] = field(default_factory=dict)
     prompter_offsets: Mapping[str, float] = field(default_factory=dict)
+    slice_size_effect: float | None = None
     run_id: str = "run-1"
     seed: int = 0
 
@@ -87,6 +94,15 @@ def plant(path: str | Path, plan: Plan | None = None, **overrides) -> Path:
                             dice = float(np.clip(dice, 0.0, 1.0))
                             if subject in plan.nan_subjects.get(model, ()):
                                 dice = float("nan")
+                            if plan.slice_size_effect is not None:
+                                for k, area in enumerate(SLICE_AREAS):
+                                    small = area < 0.005
+                                    buf.add("slice_metrics", run_id=plan.run_id, cell_id=cell, subject_id=subject,
+                                            round=0, slice_index=k, label=l_index + 1, label_name=label,
+                                            case_state="hit", area_fraction=area,
+                                            size_bin="small" if small else ("large" if area > 0.035 else "medium"),
+                                            metric="dice", value=dice - (plan.slice_size_effect if small else 0.0),
+                                            substituted=False)
                             shift = plan.slice_mean_offset.get(model, 0.0)
                             for metric, value, sub in (("dice", dice, False), ("hd95", 10 * (1 - dice), dice == 0)):
                                 buf.add("subject_metrics", run_id=plan.run_id, cell_id=cell, subject_id=subject,

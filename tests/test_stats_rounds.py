@@ -219,8 +219,8 @@ def test_report_has_the_interaction_section_with_curves_summaries_and_time(db, t
     out = tmp_path / "report.html"
     assert main(["report", "--db", db, "--out", str(out), "--n-boot", "200", "--round", "0"]) == 0
     text = out.read_text()
-    assert "reads round 0 of each cell (--round 0)" in text
-    section = text[text.index('<section id="interaction">'):]
+    assert "round 0 of each cell (--round 0)" in text
+    section = text[text.index('<section id="interaction-'):]
     section = section[:section.index("</section>")]
     assert section.count("<figure>") == 1  # one (dataset, prompter) with rounds: knee / clicks
     assert 'data-sort="8" class="num">8</td>' in section  # curves and time: 8 subjects

@@ -80,22 +80,26 @@ def stats_command(
 def report_command(
     db: DbOption,
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    metric: Annotated[str, typer.Option("--metric", help="Primary metric of the headline (subject value, mean "
+                                                         "over labels).")] = "dice",
     seed: SeedOption = 0,
     n_boot: BootOption = 1000,
     min_subjects: MinSubjectsOption = 6,
     round_text: RoundOption = "final",
 ) -> None:
-    """One self-contained HTML report (inline CSS/JS, embedded figures, no network)."""
+    """One self-contained HTML report, headline first (inline CSS/JS, embedded figures, no network)."""
     from mskbench.output_paths import writable_file
+    from mskbench.stats.rounds import check_metrics
     from mskbench.store import Store, database_errors
 
     Store.check_readable(db)  # a bad --db or --out fails in a second, before the analysis libraries load
     writable_file(out, "--out", "report.html")
     settings = _settings(seed, n_boot, min_subjects, 0.05, None, None, round_text)
+    check_metrics([metric], settings.round)
     from mskbench.report.report import write_report
 
     with database_errors(db):
-        path = write_report(db, out, settings)
+        path = write_report(db, out, settings, metric)
     typer.echo(f"wrote {path}")
 
 

@@ -23,16 +23,21 @@ def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+SCRIPTS = ("sort.js", "filter.js", "enlarge.js")
+"""Inline scripts, each inert on a page without its elements."""
+
+
 def _asset(folder: str, name: str) -> str:
     return resources.files("mskbench.report").joinpath(folder, name).read_text(encoding="utf-8")
 
 
 def page(title: str, body: str, nav: str = "") -> str:
-    """A complete page: inline CSS and the table-sorting script, no external resource."""
+    """A complete page: inline CSS and the scripts (table sorting, table filter, thumbnails), no external resource."""
     from mskbench import __version__
 
+    scripts = "\n".join(_asset("static", name) for name in SCRIPTS)
     return Template(_asset("templates", "page.html")).substitute(
-        title=esc(title), css=_asset("static", "style.css"), js=_asset("static", "sort.js"), nav=nav, body=body,
+        title=esc(title), css=_asset("static", "style.css"), js=scripts, nav=nav, body=body,
         version=esc(__version__), generated=esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
     )
 
@@ -92,7 +97,7 @@ def table(rows: Sequence[dict] | pd.DataFrame, columns: Sequence[Column], *, sor
             attrs = ""
             key = _plain(column.sort_key(row)) if column.sort_key else None
             if isinstance(key, (int, float)) and not isinstance(key, bool) and math.isfinite(key):
-                attrs = f' data-sort="{key!r}" class="num"'
+                attrs = f' data-sort="{key:.7g}" class="num"'  # 7 digits order any two shown values
             cells.append(f"<td{attrs}>{column.render(row)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{esc(table_id)}"' if table_id else ""
@@ -101,8 +106,11 @@ def table(rows: Sequence[dict] | pd.DataFrame, columns: Sequence[Column], *, sor
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
-def image(png_base64: str, caption: str) -> str:
-    return (f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{png_base64}">'
+def image(data_uri: str, caption: str, klass: str = "") -> str:
+    """A captioned figure from a data URI (`figures.to_data_uri`); ``klass`` "qc" makes it a thumbnail that
+    enlarges on click (static/enlarge.js)."""
+    attrs = f' class="{esc(klass)}"' if klass else ""
+    return (f'<figure{attrs}><img alt="{esc(caption)}" src="{data_uri}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 

@@ -42,6 +42,8 @@ def interaction_section(con: duckdb.DuckDBPyConnection, curves: pd.DataFrame) ->
                 "lower is better). Select them in stats, leaderboard and gate with <code>--metric</code>.</p>"
                 + table(summary, [field(c) for c in summary.columns]))
     timing = round_timing(con)
+    if not timing.empty:
+        timing = timing[timing["dataset"].isin(set(curves["dataset"]))]
     body.append("<h3>Model time per round</h3><p>Mean over subjects of the seconds the model spent in a round "
                 "(timings stages refine / predict, summed over slices).</p>"
                 + (table(timing, [field(c) for c in timing.columns]) if not timing.empty

@@ -1,36 +1,36 @@
 """`mskbench report`: one self-contained HTML file a researcher can send.
 
-Sections: runs and manifests, the per-cell summary, model comparison and
-rank intervals, subject-Dice plots, Dice-vs-round curves (interactive cells
-only), biomarker agreement (Bland–Altman and
-regression plots), detector-vs-ground-truth prompts, acquisition effects
-(forest plot), QC overlays, and the analysis settings.
+Headline first: per dataset, the primary metric per model × prompter with
+95 % bootstrap CIs and markers against the best model, and one compact table
+(`headline.py`). Then one block per dataset (`dataset_sections.py`), then the
+cross-dataset analyses (acquisition effects, the test tables), the full
+per-structure, per-metric table collapsed with a filter box, the runs and the
+settings.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mskbench.report import figures
+from mskbench.report.dataset_sections import DATASET_SECTIONS, ReportInputs
+from mskbench.report.headline import headline, headline_block
 from mskbench.report.html import Column, esc, field, fmt, image, note, page, table
-from mskbench.report.interaction import interaction_curves, interaction_section
-from mskbench.report.qc import decode, prompt_boxes, qc_slices
+from mskbench.report.interaction import interaction_curves
+from mskbench.report.leaderboard import slug
 from mskbench.stats import data
 from mskbench.stats.analysis import StatsResults, StatsSettings, compute_stats
 from mskbench.stats.compare import higher_is_better
 from mskbench.stats.rounds import round_label
 
-SECTIONS = (("runs", "Runs"), ("summary", "Summary"), ("comparison", "Model comparison"),
-            ("distributions", "Subject distributions"), ("interaction", "Interaction"),
-            ("agreement", "Biomarker agreement"),
-            ("prompts", "Detector vs ground-truth prompts"), ("acquisition", "Acquisition effects"),
-            ("qc", "QC overlays"), ("settings", "Settings"))
+FULL_TABLE_ID = "full-table"
 
 
 def section(anchor: str, title: str, body: str) -> str:
@@ -56,14 +56,20 @@ def runs_section(con: duckdb.DuckDBPyConnection) -> str:
     return "".join(parts)
 
 
-def summary_section(results: StatsResults) -> str:
+def full_table_section(results: StatsResults) -> str:
+    """Every dataset × model × prompter × metric × structure row, collapsed, with a client-side filter."""
     columns = [field("dataset"), field("model"), field("prompter"), field("metric"), field("structure"),
                Column("mean ± sd", lambda r: f"{esc(fmt(r['mean']))} ± {esc(fmt(r['sd']))}", lambda r: r["mean"]),
                field("median"), field("n"), field("excluded"), field("substituted"), field("skipped")]
-    return ("<p>Subject-level values (seed mean per subject). <em>excluded</em>: values that are undefined "
+    return (f"<details><summary>All {len(results.summary)} rows (subject-level mean ± sd per dataset, model, "
+            "prompter, metric and structure)</summary>"
+            "<p>Subject-level values (seed mean per subject). <em>excluded</em>: values that are undefined "
             "(e.g. Dice with both masks empty); <em>substituted</em>: values replaced by policy (e.g. HD95 = image "
             "diagonal for a missed structure); <em>skipped</em>: subjects the runner skipped.</p>"
-            + table(results.summary, columns))
+            f'<p class="filter"><label>Filter: <input type="search" data-filter-for="{FULL_TABLE_ID}" '
+            'placeholder="e.g. knee dice femur"></label> '
+            f'<span class="muted" data-count-for="{FULL_TABLE_ID}"></span></p>'
+            + table(results.summary, columns, table_id=FULL_TABLE_ID) + "</details>")
 
 
 def comparison_section(results: StatsResults) -> str:
@@ -77,80 +83,12 @@ def comparison_section(results: StatsResults) -> str:
     ranking = [field(c) for c in ("dataset", "prompter", "metric", "structure", "model", "mean", "rank")]
     ranking.append(Column("rank interval", lambda r: f"{r['rank_low']}–{r['rank_high']}", lambda r: r["rank_low"]))
     ranking.append(field("p_best", "P(rank 1)"))
-    return ("<h3>Friedman test per block</h3>" + table(results.friedman, friedman)
+    return ("<details><summary>Friedman, pairwise Wilcoxon and rank-interval tables of every block</summary>"
+            "<h3>Friedman test per block</h3>" + table(results.friedman, friedman)
             + "<h3>Pairwise Wilcoxon signed-rank (Benjamini–Hochberg within the block)</h3>"
             + table(results.pairwise, pairs)
-            + "<h3>Rank intervals (bootstrap over subjects, 95%)</h3>" + table(results.ranking, ranking))
-
-
-def distributions_section(results: StatsResults, values: pd.DataFrame) -> str:
-    whole = data.whole_subject(values[values["value"].notna()])
-    figures_html = []
-    for (dataset, prompter, metric), block in whole.groupby(["dataset", "prompter", "metric"], sort=True):
-        groups = {model: g["value"].to_numpy(float) for model, g in block.groupby("model", sort=True)}
-        direction = "higher is better" if higher_is_better(metric) else "lower is better"
-        figures_html.append(image(figures.box_plot(groups, f"{dataset} / {prompter}", f"subject {metric}"),
-                                  f"{dataset} / {prompter}: subject {metric} ({direction})"))
-    return "".join(figures_html) or note("No subject values to plot.")
-
-
-def agreement_section(results: StatsResults, pairs: pd.DataFrame) -> str:
-    columns = [field(c) for c in ("dataset", "model", "prompter", "structure", "biomarker", "unit", "n_subjects")]
-    columns += [Column("ICC(3,1) [95% CI]", lambda r: f"{esc(fmt(r.get('icc')))} [{esc(fmt(r.get('icc_ci_low'), 2))}, "
-                                                     f"{esc(fmt(r.get('icc_ci_high'), 2))}]", lambda r: r.get("icc")),
-                Column("bootstrap CI", lambda r: f"[{esc(fmt(r.get('icc_boot_ci_low'), 2))}, "
-                                                 f"{esc(fmt(r.get('icc_boot_ci_high'), 2))}]")]
-    columns += [field("bias"), field("loa_lower", "lower limit"), field("loa_upper", "upper limit"),
-                field("ba_method", "limits"), field("spearman_rho", "Spearman ρ"), field("slope"),
-                field("status"), field("reason")]
-    body = [table(results.agreement, columns)]
-    if not results.unpaired_biomarkers.empty:
-        body.append("<p>Values without a finite partner (dropped):</p>"
-                    + table(results.unpaired_biomarkers, [field(c) for c in results.unpaired_biomarkers.columns]))
-    keys = ["dataset", "model", "prompter", "structure", "biomarker", "method", "unit"]
-    computed = results.agreement[results.agreement.get("status", pd.Series(dtype=str)) == "computed"] \
-        if not results.agreement.empty else results.agreement
-    for row in computed.to_dict(orient="records"):
-        mask = np.logical_and.reduce([pairs[k] == row[k] for k in keys])
-        group = pairs[mask]
-        ref, pred = group["reference"].to_numpy(float), group["prediction"].to_numpy(float)
-        title = f"{row['dataset']} / {row['model']} / {row['prompter']}: {row['structure']} {row['biomarker']}"
-        body.append(image(figures.bland_altman_plot(ref, pred, row, title, row["unit"]), f"Bland–Altman, {title}"))
-        body.append(image(figures.regression_plot(ref, pred, row, title, row["unit"]), f"Regression, {title}"))
-    return "".join(body) if not results.agreement.empty else note("No biomarker rows in this database.")
-
-
-def prompts_section(con: duckdb.DuckDBPyConnection, values: pd.DataFrame) -> str:
-    """Detection quality of detector prompters, and Dice under each prompter side by side."""
-    body = []
-    detector_cells = pd.DataFrame(columns=["dataset", "model", "prompter"])
-    if "detections" in data.tables(con):
-        quality = con.execute(
-            """
-            SELECT c.dataset, c.model, c.prompter,
-                   count(*) FILTER (WHERE d.reference_present) AS slices_with_reference,
-                   avg(CASE WHEN d.detected THEN 1.0 ELSE 0.0 END) FILTER (WHERE d.reference_present) AS recall,
-                   avg(CASE WHEN d.hit THEN 1.0 ELSE 0.0 END) FILTER (WHERE d.reference_present) AS hit_rate,
-                   avg(CASE WHEN d.detected THEN 1.0 ELSE 0.0 END) FILTER (WHERE NOT d.reference_present)
-                       AS false_detection_rate,
-                   avg(d.box_iou) FILTER (WHERE d.reference_present AND d.detected) AS mean_box_iou
-            FROM detections d JOIN cells c USING (run_id, cell_id) GROUP BY ALL ORDER BY ALL
-            """
-        ).df()
-        detector_cells = quality[["dataset", "model", "prompter"]]
-        body.append("<h3>Detection quality (slice level)</h3>"
-                    + table(quality, [field(c) for c in quality.columns]))
-    whole = data.whole_subject(values[(values["metric"] == "dice") & values["value"].notna()])
-    if whole.empty:
-        return "".join(body) or note("No Dice rows.")
-    means = whole.groupby(["dataset", "model", "prompter"])["value"].mean().unstack("prompter").reset_index()
-    detectors = set(detector_cells["prompter"])
-    prompters = [c for c in means.columns if c not in ("dataset", "model")]
-    columns = [field("dataset"), field("model")] + [
-        field(p, f"{p} (detector)" if p in detectors else p) for p in prompters]
-    body.append("<h3>Mean subject Dice by prompter</h3><p>Detector prompters are marked; the gap to the "
-                "ground-truth prompters is what a detector costs.</p>" + table(means, columns))
-    return "".join(body)
+            + "<h3>Rank intervals (bootstrap over subjects, 95%)</h3>" + table(results.ranking, ranking)
+            + "</details>")
 
 
 def acquisition_section(results: StatsResults) -> str:
@@ -166,48 +104,69 @@ def acquisition_section(results: StatsResults) -> str:
     return "".join(body)
 
 
-def qc_section(con: duckdb.DuckDBPyConnection) -> str:
-    rows = qc_slices(con) if "qc_slices" in data.tables(con) else None
-    if rows is None or rows.empty:
-        return note("This database stores no QC thumbnails (table qc_slices), and the report does not re-load "
-                    "datasets or re-run models; see docs/report.md.")
-    body = []
-    for row in rows.to_dict(orient="records"):
-        scale = float(row["scale"]) if row["scale"] is not None and np.isfinite(row["scale"]) else 1.0
-        boxes = [tuple(v * scale for v in box) for box in
-                 prompt_boxes(con, row["run_id"], row["cell_id"], row["subject_id"], int(row["slice_index"]))]
-        title = f"{row['dataset']} / {row['model']} / {row['prompter']}: {row['subject_id']} slice {row['slice_index']}"
-        body.append(image(figures.qc_overlay(decode(row["image"]), decode(row["reference"]),
-                                             decode(row["prediction"]), boxes, title), title))
-    return "<p>Green: reference contour, magenta: prediction, yellow: prompt boxes.</p>" + "".join(body)
+def headline_section(inputs: ReportInputs, datasets: list[str]) -> str:
+    direction = "higher is better" if higher_is_better(inputs.metric) else "lower is better"
+    intro = (f'<p class="muted">Primary metric: subject {esc(inputs.metric)} ({direction}; mean over labels, '
+             f"--metric), {esc(round_label(inputs.settings.round))} of each cell (--round "
+             f"{esc(inputs.settings.round)}). Whiskers and brackets: 95% percentile bootstrap over subjects. "
+             "▼: significantly worse than the best model under the same prompter (paired Wilcoxon signed-rank, "
+             "Benjamini–Hochberg within the prompter); ≈: not significantly different.</p>")
+    blocks = [headline_block(headline(inputs.results, inputs.values, inputs.settings, inputs.metric, d))
+              for d in datasets]
+    return intro + "".join(blocks)
 
 
-def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> str:
-    results = compute_stats(con, settings)
-    values = data.subject_metrics(con, None, settings.round)
-    pairs, _ = data.biomarker_pairs(con, settings.round)
-    curves = interaction_curves(con, settings)
-    bodies = {
-        "runs": runs_section(con), "summary": summary_section(results),
-        "comparison": comparison_section(results), "distributions": distributions_section(results, values),
-        "agreement": agreement_section(results, pairs), "prompts": prompts_section(con, values),
-        "acquisition": acquisition_section(results), "qc": qc_section(con),
-        "settings": f"<pre>{esc(json.dumps(asdict(settings), indent=2))}</pre>",
-    }
-    if not curves.empty:
-        bodies["interaction"] = interaction_section(con, curves)
-    shown = [(anchor, title) for anchor, title in SECTIONS if anchor in bodies]
-    nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in shown)
-    header = (f'<p class="muted">Every table and figure below reads {esc(round_label(settings.round))} of each cell '
-              f"(--round {esc(settings.round)}), except the Interaction section, which shows every round.</p>")
-    body = header + "".join(section(anchor, title, bodies[anchor]) for anchor, title in shown)
+def dataset_block(inputs: ReportInputs, dataset: str) -> str:
+    """The per-dataset sections in `DATASET_SECTIONS` order, each left out when it has nothing to show."""
+    anchor = slug(dataset)
+    parts = []
+    for key, title, build in DATASET_SECTIONS:
+        body = build(inputs, dataset)
+        if body:
+            parts.append(f'<section id="{key}-{anchor}"><h3>{esc(title)}</h3>{body}</section>')
+    return (f'<section id="dataset-{anchor}" class="dataset"><h2>Dataset: {esc(dataset)}</h2>'
+            + ("".join(parts) or note(f"No per-dataset analyses for {dataset}.")) + "</section>")
+
+
+def report_progress() -> Progress:
+    """A transient bar on stderr (statistics, then one step per dataset); silent when stderr is not a terminal."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+
+
+def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings, metric: str = "dice") -> str:
+    known = [r[0] for r in con.execute("SELECT DISTINCT metric FROM subject_metrics ORDER BY 1").fetchall()]
+    data.check_names([metric], known, "--metric")
+    with report_progress() as progress:
+        task = progress.add_task("report: statistics", total=None)
+        results = compute_stats(con, settings)
+        inputs = ReportInputs(con=con, settings=settings, metric=metric, results=results,
+                              values=data.subject_metrics(con, None, settings.round),
+                              pairs=data.biomarker_pairs(con, settings.round)[0],
+                              curves=interaction_curves(con, settings))
+        datasets = sorted(set(results.summary["dataset"]))
+        progress.update(task, description="report: headline", total=len(datasets) + 1, completed=0)
+        sections = [("headline", "Headline", headline_section(inputs, datasets))]
+        progress.advance(task)
+        for dataset in datasets:
+            progress.update(task, description=f"report: {dataset}")
+            sections.append((f"dataset-{slug(dataset)}", f"Dataset: {dataset}", dataset_block(inputs, dataset)))
+            progress.advance(task)
+    sections += [("acquisition", "Acquisition effects (all datasets)", acquisition_section(results)),
+                 ("comparison", "Model comparison tests", comparison_section(results)),
+                 ("full", "Full table", full_table_section(results)),
+                 ("runs", "Runs", runs_section(con)),
+                 ("settings", "Settings", f"<pre>{esc(json.dumps(asdict(settings), indent=2))}</pre>")]
+    nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title, _ in sections)
+    body = "".join(html if anchor.startswith("dataset-") else section(anchor, title, html)
+                   for anchor, title, html in sections)
     return page("mskbench report", body, nav)
 
 
-def write_report(db: str | Path, out: str | Path, settings: StatsSettings) -> Path:
+def write_report(db: str | Path, out: str | Path, settings: StatsSettings, metric: str = "dice") -> Path:
     con = data.open_results(db)
     try:
-        text = build_report(con, settings)
+        text = build_report(con, settings, metric)
     finally:
         con.close()
     from mskbench.output_paths import write_text
