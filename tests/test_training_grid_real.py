@@ -1,4 +1,4 @@
-"""`mskbench train --grid` through the real trainer (skipped until the trainer branch is merged)."""
+"""`mskbench train --grid` through the real trainer and CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("mskbench.training.trainer", reason="the trainer (wt-train) is not merged yet")
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
