@@ -37,7 +37,13 @@ from skimage import transform
 from mskbench.protocols import Refinement
 from mskbench.segmenters.prompt_batch import BOX_PROMPTS, SAM_PROMPTS, PromptGroup, check_prompts
 from mskbench.segmenters.sam_catalog import MEDSAM_CHECKPOINT_KEY, sam_checkpoint_key
-from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, sam_from_checkpoint, to_rgb
+from mskbench.segmenters.sam_family import (
+    Embedding,
+    PromptableSegmenter,
+    sam_decoder_logits,
+    sam_from_checkpoint,
+    to_rgb,
+)
 from mskbench.segmenters.torch_utils import inference_context, to_device
 from mskbench.types import Prompt
 
@@ -120,15 +126,7 @@ class MedsamRecipeSegmenter(PromptableSegmenter):
         if boxes is not None:
             box_1024 = boxes / np.array([width, height, width, height]) * self._size
             box_torch = torch.as_tensor(box_1024, dtype=torch.float, device=self.device)[:, None, :]
-        sparse, dense = model.prompt_encoder(points=sparse_points, boxes=box_torch, masks=mask_input)
-        logits, _ = model.mask_decoder(
-            image_embeddings=embedding["features"][None].to(self.device),
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-        )
-        return logits
+        return sam_decoder_logits(model, embedding["features"].to(self.device), sparse_points, box_torch, mask_input)
 
     def _decode_group(self, embedding: Embedding, group: PromptGroup) -> np.ndarray:
         height, width = (int(v) for v in embedding["original_size"])

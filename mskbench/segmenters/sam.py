@@ -31,6 +31,7 @@ from mskbench.segmenters.sam_family import (
     Embedding,
     PromptableSegmenter,
     pick_masks,
+    sam_decoder_logits,
     sam_from_checkpoint,
     to_rgb,
 )
@@ -142,15 +143,7 @@ class SamSegmenter(PromptableSegmenter):
             sparse_points = (coords, torch.as_tensor(point_labels, dtype=torch.int, device=self.device))
         if boxes is not None:
             box_torch = torch.as_tensor(transform.apply_boxes(boxes, original_size), dtype=torch.float, device=self.device)
-        sparse, dense = model.prompt_encoder(points=sparse_points, boxes=box_torch, masks=None)
-        logits, _ = model.mask_decoder(
-            image_embeddings=embedding["features"][None].to(self.device),
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-        )
-        return logits
+        return sam_decoder_logits(model, embedding["features"].to(self.device), sparse_points, box_torch, None)
 
     def full_size_logits(self, low_res: torch.Tensor, embedding: Embedding) -> torch.Tensor:
         """Low-resolution logits at the slice's size, as the predictor maps them (``Sam.postprocess_masks``)."""

@@ -184,6 +184,21 @@ def weights_manifest(model: Any) -> dict[str, Any]:
     }
 
 
+def sam_decoder_logits(model: Any, features: torch.Tensor, points: tuple[torch.Tensor, torch.Tensor] | None,
+                       boxes: torch.Tensor | None, masks: torch.Tensor | None) -> torch.Tensor:
+    """segment_anything's prompt encoder then mask decoder (single mask) on one slice's (C, h, w) features, for
+    prompts already in the model's input space: the step SAM's and MedSAM's decoders share."""
+    sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+    logits, _ = model.mask_decoder(
+        image_embeddings=features[None],
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=False,
+    )
+    return logits
+
+
 def to_rgb(image: np.ndarray) -> np.ndarray:
     """A grayscale uint8 slice as the H×W×3 RGB uint8 image the SAM predictors take."""
     return np.repeat(image[:, :, None], 3, axis=2)
