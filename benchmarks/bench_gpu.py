@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_segmenters import build, encoder_flops, peak_tflops, phantom, sync  # noqa: E402
+from bench_segmenters import add_model_arguments, build, encoder_flops, peak_tflops, phantom, sync  # noqa: E402
 
 from mskbench.data.preprocess import PreprocessConfig, prepare_subject  # noqa: E402
 from mskbench.execution import encode_pipeline  # noqa: E402
@@ -117,19 +117,14 @@ def bench(name: str, args: argparse.Namespace, context: UnitContext) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="reduced encoders and few slices (CPU smoke run)")
-    parser.add_argument("--precision", default=None, help="fp32|bf16|fp16 (default: bf16 on CUDA, fp32 on CPU)")
-    parser.add_argument("--models", default="sam,medsam,sam2")
     parser.add_argument("--slices", type=int, default=None, help="default 4 with --quick, else 128")
     parser.add_argument("--size", type=int, default=None, help="slice side; default 96 with --quick, else 512")
-    parser.add_argument("--labels", type=int, default=4)
     parser.add_argument("--batch", type=int, default=None, help="slices per encoder call (default 2 quick, 16)")
     parser.add_argument("--ahead", type=int, default=2, help="batches encoded ahead in the 'on' arm")
     parser.add_argument("--repeats", type=int, default=None, help="alternated passes, best kept (default 1 quick, 3)")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak; default from a table by GPU name")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

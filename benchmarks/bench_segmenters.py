@@ -212,22 +212,27 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, float]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--full", action="store_true", help="full-size SAM vit_b, MedSAM vit_b, SAM2.1 base+")
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options bench_segmenters and bench_gpu share: which models, how, on how many labels, against what peak."""
     parser.add_argument("--precision", default=None, help="fp32|bf16|fp16 (default: bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--models", default="sam,medsam,sam2")
+    parser.add_argument("--labels", type=int, default=4)
+    parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak; default from a table by GPU name")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--full", action="store_true", help="full-size SAM vit_b, MedSAM vit_b, SAM2.1 base+")
     parser.add_argument("--slices", type=int, default=None, help="default 2 on CPU, 32 on CUDA")
     parser.add_argument("--naive-slices", type=int, default=None, help="time the naive loop on fewer slices")
     parser.add_argument("--size", type=int, default=384, help="slice side in pixels")
-    parser.add_argument("--labels", type=int, default=4)
     parser.add_argument("--prompters", type=int, default=3)
-    parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak; default from a table by GPU name")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="decode timings: mean over this many passes")
     parser.add_argument("--no-naive", action="store_true", help="skip the per-mask loop (time encode/decode only)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -329,8 +329,11 @@ def _open_for_writing(path: Path, schema: bool) -> duckdb.DuckDBPyConnection:
     if schema:
         try:
             with database_errors(path, writing=True):
+                # one transaction: all tables or none, and one commit instead of one per statement (half the time)
+                con.execute("BEGIN TRANSACTION")
                 con.execute(SCHEMA_SQL)
                 add_missing_columns(con)
+                con.execute("COMMIT")
         except BaseException:
             con.close()
             raise
