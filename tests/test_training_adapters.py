@@ -33,6 +33,16 @@ def bottleneck(dim: int, width: int) -> int:
     return dim * width + width + width * dim + dim
 
 
+def bottleneck_out(adapter, x):
+    """Upstream's Adapter without its skip connection: D_fc2(GELU(D_fc1(x)))."""
+    return adapter.D_fc2(torch.nn.functional.gelu(adapter.D_fc1(x)))
+
+
+def with_skip(adapter, x):
+    """Upstream's Adapter with its skip connection: x + D_fc2(GELU(D_fc1(x)))."""
+    return x + bottleneck_out(adapter, x)
+
+
 def scores(segmenter, image) -> np.ndarray:
     click = prompt("box", box=(30, 20, 110, 90))
     return segmenter.decode_scores(segmenter.encode([image])[0], [click])[0]
@@ -69,6 +79,8 @@ def test_reduced_sam_gets_adapters_on_its_one_block_and_both_decoder_layers():
     assert {id(p) for p in trained} == {id(p) for p in params}
     assert sum(p.numel() for p in trained) == 2 * bottleneck(64, 16) + 4 * bottleneck(256, 64) == 136_608
     assert all(not p.requires_grad for n, p in model.named_parameters() if "Adapter" not in n)
+    # upstream's nn.Linear default initialisation, not zero: the adapted model starts away from the base
+    assert all(p.abs().min() > 0 for n, p in model.named_parameters() if n.endswith("D_fc2.weight"))
 
 
 def test_an_adapted_encoder_block_computes_upstreams_block():
@@ -84,10 +96,10 @@ def test_an_adapted_encoder_block_computes_upstreams_block():
     x = torch.randn(1, 20, 24, 32)  # not a multiple of the 14-token window: the padded path
     with torch.no_grad():  # attn and mlp called without hooks: the base block's own parts
         windows, pad = window_partition(block.norm1(x), block.window_size)
-        attended = window_unpartition(block.Space_Adapter(attn(windows)), block.window_size, pad, (20, 24))
+        attended = window_unpartition(with_skip(block.Space_Adapter, attn(windows)), block.window_size, pad, (20, 24))
         y = x + attended
         n = block.norm2(y)
-        expected = y + mlp(n) + 0.5 * block.MLP_Adapter(n)
+        expected = y + mlp(n) + 0.5 * bottleneck_out(block.MLP_Adapter, n)
         torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-6)
 
 
@@ -103,10 +115,10 @@ def test_an_adapted_decoder_layer_computes_segmentanybones_layer():
         q = queries + query_pe
         expect_q = layer.norm1(queries + layer.self_attn(q=q, k=q, v=queries))
         q, k = expect_q + query_pe, keys + key_pe
-        expect_q = layer.norm2(layer.Adapter(expect_q + layer.cross_attn_token_to_image(q=q, k=k, v=keys)))
-        expect_q = layer.norm3(expect_q + layer.mlp(expect_q) + 0.5 * layer.MLP_Adapter(expect_q))
+        expect_q = layer.norm2(with_skip(layer.Adapter, expect_q + layer.cross_attn_token_to_image(q=q, k=k, v=keys)))
+        expect_q = layer.norm3(expect_q + layer.mlp(expect_q) + 0.5 * bottleneck_out(layer.MLP_Adapter, expect_q))
         q, k = expect_q + query_pe, keys + key_pe
-        expect_k = layer.norm4(layer.Adapter(keys + layer.cross_attn_image_to_token(q=k, k=q, v=expect_q)))
+        expect_k = layer.norm4(with_skip(layer.Adapter, keys + layer.cross_attn_image_to_token(q=k, k=q, v=expect_q)))
         got_q, got_k = layer(queries, keys, query_pe, key_pe)
     torch.testing.assert_close(got_q, expect_q, rtol=0, atol=1e-6)
     torch.testing.assert_close(got_k, expect_k, rtol=0, atol=1e-6)
