@@ -215,3 +215,23 @@ def test_a_checkpoint_without_adapters_attaches_nothing():
     names = list(model.state_dict())
     attach_adapters_for(model, model.state_dict())
     assert list(model.state_dict()) == names
+
+
+@pytest.mark.parametrize(("key", "bad"), [
+    ("mask_decoder.transformer.layers.1.Adapter.D_fc2.weight", torch.zeros(32, 5)),  # widths disagree
+    ("image_encoder.blocks.0.Space_Adapter.D_fc1.weight", 7),  # not a tensor
+    ("image_encoder.blocks.7.MLP_Adapter.D_fc1.weight", torch.zeros(8, 32)),  # no such block
+])
+def test_a_checkpoint_whose_adapters_do_not_fit_is_one_checkpoint_error(tiny_vit_b, tmp_path, key, bad):
+    from mskbench.errors import CheckpointError
+    from mskbench.plugin_manager import get_registry
+    from mskbench.segmenters.adapters import attach_adapters
+
+    model = tiny_sam(seed=0)
+    attach_adapters(model, 0.25)
+    state = model.state_dict()
+    state[key] = bad
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"does not fit the .* architecture") as caught:
+        get_registry().create("model", "sam", {}, "models[0]", device="cpu", checkpoint=str(tmp_path / "bad.pt"))
+    assert "\n" not in str(caught.value)

@@ -133,8 +133,8 @@ def attach_adapters_for(model: nn.Module, state: Mapping[str, Any]) -> None:
     layer_lists = decoder_layers(model)
     for key, weight in state.items():
         match = _KEY.match(key)
-        if match is None:
-            continue
+        if match is None or getattr(weight, "ndim", None) != 2:
+            continue  # a malformed entry attaches nothing: the state-dict check names it
         owner, kind = match["owner"], match["kind"]
         if kind in _ENCODER_KINDS and owner in blocks and not hasattr(blocks[owner], kind):
             _attach_encoder(blocks[owner], kind, _ratio(blocks[owner].norm2.normalized_shape[0], weight.shape[0]))
