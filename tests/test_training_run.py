@@ -200,45 +200,6 @@ def test_sam2_trains_and_its_checkpoint_loads_through_the_sam2_plugin(monkeypatc
     assert all(torch.equal(segmenter.model.state_dict()[k], v) for k, v in after.items())
 
 
-def test_adapters_mode_trains_only_the_adapters_and_the_sam_plugin_loads_them(tiny_vit_b, tmp_path):
-    from segment_anything import sam_model_registry
-
-    from mskbench.plugin_manager import get_registry
-    from mskbench.segmenters.sam import SamSegmenter
-    from sam_family_tiny import phantom
-
-    outcome = train(recipe(train={"mode": "adapters", "epochs": 1, "lr": 1e-2}, dataset={"slices_per_subject": 1}),
-                    tmp_path / "out", show_progress=False)
-    before = sam_model_registry["vit_b"]().state_dict()
-    after = state(tmp_path / "out" / "model.pt")
-    adapters = [n for n in after if ".mlp_adapter." in n]
-    assert set(after) - set(adapters) == set(before)
-    assert all(torch.equal(after[n], before[n]) for n in before)  # every base weight bit-identical
-    assert sorted({n.split(".mlp_adapter.")[0] for n in adapters}) == ["image_encoder.blocks.0", "image_encoder.blocks.1"]
-    assert sum(after[n].numel() for n in adapters) == 2 * (32 * 8 + 8 + 8 * 32 + 32)  # tiny SAM: 2 blocks, dim 32
-    assert any(after[n].abs().sum() > 0 for n in adapters if "D_fc2" in n)  # the zero up-projections trained
-    assert outcome.card.trains == "adapters"
-
-    trained = get_registry().create("model", "sam", {}, "models[0]", device="cpu",
-                                    checkpoint=str(tmp_path / "out" / "model.pt"))
-    assert trained.model.state_dict().keys() == after.keys()
-    image = phantom(120, 140, seed=2)
-    without = SamSegmenter(sam_model_registry["vit_b"](), device="cpu", precision="fp32", variant="vit_b")
-    with_adapters = trained.encode([image])[0]["features"]
-    assert not torch.allclose(with_adapters, without.encode([image])[0]["features"])  # the adapters act
-
-
-def test_vit_b_adapter_count_is_the_documented_one():
-    from segment_anything import sam_model_registry
-
-    from mskbench.segmenters.adapters import attach_adapters
-    from mskbench.training.base import trainable_parameters
-
-    model = sam_model_registry["vit_b"]()
-    attach_adapters(model, 0.25)
-    assert sum(p.numel() for p in trainable_parameters(model, "adapters")) == 3_550_464
-
-
 def test_accumulating_two_batches_of_one_equals_one_batch_of_two(tiny_vit_b, tmp_path):
     for name, batch, accumulate in (("acc", 1, 2), ("one", 2, 1)):
         train(recipe(train={"epochs": 1, "batch_size": batch, "accumulate": accumulate, "grad_clip": 0.5}),

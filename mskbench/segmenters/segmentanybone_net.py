@@ -58,13 +58,15 @@ class AdaptedTwoWayBlock(TwoWayAttentionBlock):
 
     One skip ``Adapter`` is applied twice (to the queries after their cross
     attention and to the keys after theirs); ``MLP_Adapter`` is added, scaled,
-    beside the MLP.
+    beside the MLP. ``mskbench train``'s ``adapters`` mode puts this block into
+    SAM / SAM 2 decoders too (:mod:`.adapters`), with the base block's parts.
     """
 
-    def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int, skip_first_layer_pe: bool) -> None:
+    def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int, skip_first_layer_pe: bool,
+                 ratio: float = 0.25) -> None:
         super().__init__(embedding_dim, num_heads, mlp_dim, skip_first_layer_pe=skip_first_layer_pe)
-        self.MLP_Adapter = Adapter(embedding_dim, skip_connect=False)
-        self.Adapter = Adapter(embedding_dim)
+        self.MLP_Adapter = Adapter(embedding_dim, skip_connect=False, ratio=ratio)
+        self.Adapter = Adapter(embedding_dim, ratio=ratio)
 
     def forward(self, queries, keys, query_pe, key_pe):
         if self.skip_first_layer_pe:

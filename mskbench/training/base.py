@@ -17,8 +17,8 @@ Which parameters train, per ``mode`` (counts for SAM ViT-B in docs/training.md):
 - ``decoder``: the mask decoder and the prompt encoder (SAM 2: ``sam_mask_decoder``, ``sam_prompt_encoder``);
   the image encoder is frozen (its embeddings are computed once and cached);
 - ``full``: every parameter;
-- ``adapters``: only SegmentAnyBone-style MLP adapters attached to every image-encoder block
-  (:mod:`mskbench.segmenters.adapters`); every base weight is frozen.
+- ``adapters``: only SegmentAnyBone's adapters (encoder ``Space_Adapter`` / ``MLP_Adapter``, decoder
+  ``Adapter`` / ``MLP_Adapter``; :mod:`mskbench.segmenters.adapters`); every base weight is frozen.
 """
 
 from __future__ import annotations
@@ -113,13 +113,13 @@ def build_base(base: dict[str, Any], seed: int, device: str, registry: Registry)
 def trainable_parameters(model: torch.nn.Module, mode: str) -> list[torch.nn.Parameter]:
     """Freeze what ``mode`` keeps fixed (``requires_grad = False``); the parameters that train, in model order.
     ``adapters``: the adapters must be attached (:func:`mskbench.segmenters.adapters.attach_adapters`)."""
-    from mskbench.segmenters.adapters import ADAPTER_NAME
+    from mskbench.segmenters.adapters import ADAPTER_NAMES
 
     decoder = ("prompt_encoder.", "mask_decoder.", "sam_prompt_encoder.", "sam_mask_decoder.")  # SAM, SAM 2
     trains = {
         "decoder": lambda name: name.startswith(decoder),
         "full": lambda name: True,
-        "adapters": lambda name: f".{ADAPTER_NAME}." in name,
+        "adapters": lambda name: not ADAPTER_NAMES.isdisjoint(name.split(".")),
     }[mode]
     out = []
     for name, param in model.named_parameters():
