@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mskbench.report import figures
+from mskbench.report.analyses_sections import gp_section, prompter_pairs_section, size_tests_table
 from mskbench.report.html import Column, esc, field, fmt, image, note, table
 from mskbench.report.interaction import interaction_section
 from mskbench.report.qc import decode, prompt_boxes, qc_slices
@@ -70,7 +71,8 @@ def object_size(inputs: ReportInputs, dataset: str) -> str | None:
                   "of the slice area) and per size tertile of each label, slices pooled")
             + "<details><summary>Numbers</summary>"
             + table(counts, [field("binning"), field("cell", "model / prompter"), field("bin"), field("mean"),
-                             field("n_slices")]) + "</details>")
+                             field("n_slices")]) + "</details>"
+            + size_tests_table(inputs.results.size_tests, dataset))
 
 
 def biomarker_agreement(inputs: ReportInputs, dataset: str) -> str | None:
@@ -134,6 +136,14 @@ def prompt_comparison(inputs: ReportInputs, dataset: str) -> str | None:
     return "".join(body)
 
 
+def gp_regression(inputs: ReportInputs, dataset: str) -> str | None:
+    return gp_section(inputs.results.gp_regression, inputs.pairs, dataset)
+
+
+def prompter_pairs(inputs: ReportInputs, dataset: str) -> str | None:
+    return prompter_pairs_section(inputs.results.prompter_pairs, dataset, inputs.metric)
+
+
 def interaction(inputs: ReportInputs, dataset: str) -> str | None:
     curves = inputs.curves
     if curves.empty or not (curves["dataset"] == dataset).any():
@@ -166,8 +176,10 @@ DATASET_SECTIONS: list[tuple[str, str, Callable[[ReportInputs, str], str | None]
     ("structures", "Dice per structure", structure_heatmap),
     ("size", "Dice against object size", object_size),
     ("agreement", "Biomarker agreement", biomarker_agreement),
+    ("gp", "Biomarker agreement: GP regression", gp_regression),
     ("prompts", "Detector vs ground-truth prompts", prompt_comparison),
+    ("prompter-pairs", "Prompter comparison per model", prompter_pairs),
     ("interaction", "Interaction: Dice vs round", interaction),
     ("qc", "QC overlays", qc_overlays),
 ]
-"""(anchor, title, builder) in reading order; size-stratified tests or a GP band slot in as one more entry."""
+"""(anchor, title, builder) in reading order; a new per-dataset analysis slots in as one more entry."""
