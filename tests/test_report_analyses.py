@@ -137,6 +137,7 @@ def test_gp_section_shows_the_fit_where_normality_was_rejected(planted):
     assert f'id="gp-{slug("hip")}"' not in text  # hip has no outliers
 
 
+@pytest.mark.slow  # one stats run and three reports: about 40 s on a shared machine
 def test_report_reads_the_stored_stats_tables_of_the_same_settings(planted, tmp_path):
     db, text = planted
     copy = tmp_path / "copy.duckdb"
@@ -170,3 +171,17 @@ def test_report_unknown_subject_value_is_one_line(tmp_path, capsys):
     code = main(["report", "--db", str(db), "--out", str(tmp_path / "r.html"), "--subject-value", "slice"])
     err = capsys.readouterr().err
     assert code == 2 and "--subject-value slice: unknown" in err and "Traceback" not in err
+
+
+def test_new_sections_in_chromium_load_without_errors(planted, tmp_path):
+    from headless_chromium import browser_or_skip
+
+    _, text = planted
+    path = tmp_path / "r.html"
+    path.write_text(text, encoding="utf-8")
+    with browser_or_skip() as browser:
+        browser.open(path)
+        assert browser.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        for anchor in ("finetune", f"prompter-pairs-{slug('knee')}", f"gp-{slug('knee')}"):
+            assert browser.evaluate(f"document.getElementById('{anchor}') !== null"), anchor
+        assert browser.errors == []
