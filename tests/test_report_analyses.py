@@ -131,9 +131,10 @@ def test_gp_section_shows_the_fit_where_normality_was_rejected(planted):
     block = section(text, f"gp-{slug('knee')}")
     rows = rows_by(block, "model", "prompter")
     assert set(rows) == {("other", p) for p in PROMPTERS}  # only the skewed model's groups
-    assert all(r["status"] in ("computed", "not computed") and r["reason"] for r in rows.values())
-    if any(r["status"] == "computed" for r in rows.values()):
-        assert "GP mean (line) and 95% prediction band" in block
+    for row in rows.values():
+        assert row["status"] == "computed" and row["reason"].startswith("Shapiro–Wilk p = ")
+        assert row["inside band"] == "87.5 %"  # 14 of 16 pairs: all but the two planted outliers
+    assert block.count("<img") == 1 and "GP mean (line) and 95% prediction band" in block
     assert f'id="gp-{slug("hip")}"' not in text  # hip has no outliers
 
 

@@ -73,11 +73,16 @@ def size_tests_table(tests: pd.DataFrame, dataset: str) -> str:
             "<code>stats_size_strata</code>.</p>" + table(rows, columns))
 
 
-def gp_section(gp: pd.DataFrame, pairs: pd.DataFrame, dataset: str) -> str | None:
-    """GP fits where Bland–Altman rejected normality: band over the scatter and a table; None when none applies."""
-    rows = _of(gp, dataset)
-    rows = rows[rows["status"] != "not applicable"] if not rows.empty else rows
-    if rows.empty:
+def gp_section(gp: pd.DataFrame, agreement: pd.DataFrame, pairs: pd.DataFrame, dataset: str) -> str | None:
+    """GP fits where Bland–Altman rejected normality: band over the scatter and a table; None when none applies.
+
+    Groups whose agreement was not computed (too few pairs) are left out: the agreement table says why.
+    """
+    rows, computed = _of(gp, dataset), _of(agreement, dataset)
+    if not rows.empty and not computed.empty:
+        rows = rows[rows["status"] != "not applicable"].merge(
+            computed.loc[computed["status"] == "computed", GP_KEYS], on=GP_KEYS)
+    if rows.empty or computed.empty:
         return None
     columns = [field(c) for c in ("model", "prompter", "structure", "biomarker", "method", "unit")]
     columns += [field("noise_sd", "noise SD"), field("length_scale", "length scale"),

@@ -137,7 +137,7 @@ def prompt_comparison(inputs: ReportInputs, dataset: str) -> str | None:
 
 
 def gp_regression(inputs: ReportInputs, dataset: str) -> str | None:
-    return gp_section(inputs.results.gp_regression, inputs.pairs, dataset)
+    return gp_section(inputs.results.gp_regression, inputs.results.agreement, inputs.pairs, dataset)
 
 
 def prompter_pairs(inputs: ReportInputs, dataset: str) -> str | None:
