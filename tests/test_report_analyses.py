@@ -138,7 +138,7 @@ def test_gp_section_shows_the_fit_where_normality_was_rejected(planted):
     assert f'id="gp-{slug("hip")}"' not in text  # hip has no outliers
 
 
-@pytest.mark.slow  # one stats run and three reports: about 40 s on a shared machine
+@pytest.mark.slow  # one stats run and four reports: about 50 s on a shared machine
 def test_report_reads_the_stored_stats_tables_of_the_same_settings(planted, tmp_path):
     db, text = planted
     copy = tmp_path / "copy.duckdb"
@@ -153,6 +153,10 @@ def test_report_reads_the_stored_stats_tables_of_the_same_settings(planted, tmp_
     assert "0.988" in section(render(copy, tmp_path / "marked.html"), f"prompter-pairs-{slug('knee')}")
     other = render(copy, tmp_path / "other.html", "--seed", "1")  # other settings: computed afresh
     assert "0.988" not in section(other, f"prompter-pairs-{slug('knee')}")
+    con = duckdb.connect(str(copy))  # a run started after the stats were stored: they are stale
+    con.execute("INSERT INTO runs (run_id, started_at) VALUES ('later', now()::TIMESTAMP + INTERVAL 1 HOUR)")
+    con.close()
+    assert "0.988" not in section(render(copy, tmp_path / "stale.html"), f"prompter-pairs-{slug('knee')}")
 
 
 def test_subject_value_slice_mean_reaches_the_headline(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from mskbench.report import figures
@@ -28,9 +29,13 @@ def _of(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return frame[frame["dataset"] == dataset]
 
 
-def significant(name: str = "significant") -> Column:
-    return Column(name, lambda r: '<span class="sig">yes</span>' if r.get(name) else "no",
-                  lambda r: int(bool(r.get(name))))
+def significant() -> Column:
+    """'yes' only for a true flag: a stored table gives NULL (NaN, which is truthy) for a test not computed."""
+    def flag(row: dict) -> bool:
+        return isinstance(row.get("significant"), (bool, np.bool_)) and bool(row["significant"])
+
+    return Column("significant", lambda r: '<span class="sig">yes</span>' if flag(r) else "no",
+                  lambda r: int(flag(r)))
 
 
 def estimate_ci(low: str = "ci_low", high: str = "ci_high") -> Column:
@@ -78,11 +83,12 @@ def gp_section(gp: pd.DataFrame, agreement: pd.DataFrame, pairs: pd.DataFrame, d
 
     Groups whose agreement was not computed (too few pairs) are left out: the agreement table says why.
     """
-    rows, computed = _of(gp, dataset), _of(agreement, dataset)
-    if not rows.empty and not computed.empty:
-        rows = rows[rows["status"] != "not applicable"].merge(
-            computed.loc[computed["status"] == "computed", GP_KEYS], on=GP_KEYS)
-    if rows.empty or computed.empty:
+    rows, agreed = _of(gp, dataset), _of(agreement, dataset)
+    if rows.empty or agreed.empty:
+        return None
+    rows = rows[rows["status"] != "not applicable"].merge(agreed.loc[agreed["status"] == "computed", GP_KEYS],
+                                                          on=GP_KEYS)
+    if rows.empty:
         return None
     columns = [field(c) for c in ("model", "prompter", "structure", "biomarker", "method", "unit")]
     columns += [field("noise_sd", "noise SD"), field("length_scale", "length scale"),
@@ -94,10 +100,10 @@ def gp_section(gp: pd.DataFrame, agreement: pd.DataFrame, pairs: pd.DataFrame, d
             "regresses the prediction on the reference. The band is where 95 % of new predictions should fall "
             "(mean ± 1.96 σ, σ including the fitted noise); <em>inside band</em> is the share of the pairs in it, "
             "close to 95 % for a fit that describes the data.</p>" + table(rows, columns)]
-    computed = rows[rows["status"] == "computed"]
-    if not computed.empty and not pairs.empty:
+    fitted = rows[rows["status"] == "computed"]
+    if not fitted.empty and not pairs.empty:
         panels = []
-        for row in computed.to_dict(orient="records"):
+        for row in fitted.to_dict(orient="records"):
             points = pairs.merge(pd.DataFrame([{k: row[k] for k in GP_KEYS}]), on=GP_KEYS)
             band = pd.DataFrame({k: json.loads(row[k]) for k in ("grid", "mean", "lower", "upper")})
             panels.append((f"{row['model']} / {row['prompter']}\n{row['structure']} {row['biomarker']}",

@@ -116,7 +116,8 @@ def headline_section(inputs: ReportInputs, datasets: list[str]) -> str:
     direction = "higher is better" if higher_is_better(inputs.metric) else "lower is better"
     intro = (f'<p class="muted">Primary metric: subject {esc(inputs.metric)} ({direction}; mean over labels, '
              f"--metric), {esc(round_label(inputs.settings.round))} of each cell (--round "
-             f"{esc(inputs.settings.round)}){subject_value_note(inputs.settings)}. Whiskers and brackets: 95% percentile bootstrap over subjects. "
+             f"{esc(inputs.settings.round)}){subject_value_note(inputs.settings)}. Whiskers and brackets: 95% "
+             "percentile bootstrap over subjects. "
              "▼: significantly worse than the best model under the same prompter (paired Wilcoxon signed-rank, "
              "Benjamini–Hochberg within the prompter); ≈: not significantly different.</p>")
     blocks = [headline_block(headline(inputs.results, inputs.values, inputs.settings, inputs.metric, d))

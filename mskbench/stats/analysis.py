@@ -195,7 +195,8 @@ def read_tables(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> Stat
     if len(stored) != 1 or any(stored[0].get(key) != value for key, value in wanted.items()):
         return None
     if "runs" in names:
-        latest = con.execute("SELECT max(greatest(started_at, coalesce(finished_at, started_at))) FROM runs").fetchone()[0]
+        latest = con.execute(
+            "SELECT max(greatest(started_at, coalesce(finished_at, started_at))) FROM runs").fetchone()[0]
         if latest is not None and pd.Timestamp(latest) > pd.Timestamp(stored[0]["created_at"]):
             return None
     frames = {}
