@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from mskbench.report import figures
-from mskbench.report.html import Column, esc, field, fmt, image, table
+from mskbench.report.html import Column, esc, field, fmt, image, note, table
 from mskbench.stats import data
+from mskbench.stats.size_strata import BINNINGS
 
 GP_KEYS = ["dataset", "model", "prompter", "structure", "biomarker", "method", "unit"]
 
@@ -64,6 +65,29 @@ def prompter_pairs_section(pairs: pd.DataFrame, dataset: str, metric: str) -> st
             + table(rows, columns))
 
 
+BINNING_TITLES = {"samri": "size bin (% of slice area)", "tertile": "size tertile per label"}
+
+
+def size_section(strata: pd.DataFrame, tests: pd.DataFrame, dataset: str) -> str:
+    """Mean slice Dice per object-size bin (a line per model / prompter), its numbers, and the tests across bins."""
+    rows = _of(strata, dataset)
+    if rows.empty:
+        return note(f"{dataset}: no per-slice Dice rows with a reference (table slice_metrics), so no size strata.")
+    rows = rows.assign(cell=rows["model"] + " / " + rows["prompter"], binning=rows["binning"].map(BINNING_TITLES),
+                       order=[BINNINGS[b].index(name) for b, name in zip(rows["binning"], rows["bin"])])
+    panels = {title: rows[rows["binning"] == title] for title in BINNING_TITLES.values()}
+    columns = [field("binning"), field("cell", "model / prompter"), field("bin"), field("mean"),
+               Column("95% CI", lambda r: f"[{esc(fmt(r['ci_low']))}, {esc(fmt(r['ci_high']))}]",
+                      lambda r: r["ci_low"]),
+               field("n_objects"), field("n_subjects")]
+    return (image(figures.strata_plot(panels, f"{dataset}: Dice against object size", "mean slice Dice"),
+                  f"{dataset}: mean slice Dice per object-size bin (small < 0.5 %, medium 0.5–3.5 %, large > 3.5 % "
+                  "of the slice area) and per size tertile of each label, objects pooled")
+            + "<details><summary>Numbers (95% CI: bootstrap over subjects, each with all its objects)</summary>"
+            + table(rows.sort_values(["binning", "cell", "order"]), columns) + "</details>"
+            + size_tests_table(tests, dataset))
+
+
 def size_tests_table(tests: pd.DataFrame, dataset: str) -> str:
     """Kruskal–Wallis across the size bins of each model / prompter ('' when there is no test row)."""
     rows = _of(tests, dataset)
@@ -74,8 +98,7 @@ def size_tests_table(tests: pd.DataFrame, dataset: str) -> str:
     return ("<h4>Does Dice depend on object size? Kruskal–Wallis across bins</h4>"
             "<p>Per model / prompter and binning (samri: small / medium / large; tertile: T1–T3 per label), over "
             "the objects' slice Dice in the bins holding at least 3 objects. Objects of one subject are not "
-            "independent, so read p as descriptive; the bin means with subject-cluster bootstrap CIs are in "
-            "<code>stats_size_strata</code>.</p>" + table(rows, columns))
+            "independent, so read p as descriptive.</p>" + table(rows, columns))
 
 
 def gp_section(gp: pd.DataFrame, agreement: pd.DataFrame, pairs: pd.DataFrame, dataset: str) -> str | None:

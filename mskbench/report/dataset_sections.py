@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 
 from mskbench.report import figures
-from mskbench.report.analyses_sections import gp_section, prompter_pairs_section, size_tests_table
-from mskbench.report.html import Column, esc, field, fmt, image, note, table
+from mskbench.report.analyses_sections import gp_section, prompter_pairs_section, size_section
+from mskbench.report.html import Column, esc, field, fmt, image, table
 from mskbench.report.interaction import interaction_section
 from mskbench.report.qc import decode, prompt_boxes, qc_slices
-from mskbench.report.size_strata import size_strata, slice_dice
 from mskbench.stats import data
 from mskbench.stats.analysis import StatsResults, StatsSettings
 
@@ -60,19 +59,7 @@ def structure_heatmap(inputs: ReportInputs, dataset: str) -> str | None:
 
 
 def object_size(inputs: ReportInputs, dataset: str) -> str | None:
-    """Mean slice Dice per object-size bin and tertile, a line per model / prompter."""
-    strata = size_strata(slice_dice(inputs.con, dataset, inputs.settings.round))
-    if not strata:
-        return note(f"{dataset}: no per-slice Dice rows with a reference (table slice_metrics), so no size strata.")
-    counts = pd.concat([frame.assign(binning=name) for name, frame in strata.items()], ignore_index=True)
-    counts = counts.sort_values(["binning", "cell", "order"])
-    return (image(figures.strata_plot(strata, f"{dataset}: Dice against object size", "mean slice Dice"),
-                  f"{dataset}: mean slice Dice per object-size bin (small < 0.5 %, medium 0.5–3.5 %, large > 3.5 % "
-                  "of the slice area) and per size tertile of each label, slices pooled")
-            + "<details><summary>Numbers</summary>"
-            + table(counts, [field("binning"), field("cell", "model / prompter"), field("bin"), field("mean"),
-                             field("n_slices")]) + "</details>"
-            + size_tests_table(inputs.results.size_tests, dataset))
+    return size_section(inputs.results.size_strata, inputs.results.size_tests, dataset)
 
 
 def biomarker_agreement(inputs: ReportInputs, dataset: str) -> str | None:
