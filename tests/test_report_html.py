@@ -91,8 +91,9 @@ def test_headline_comes_first_then_datasets_then_the_rest(report):
         f"dataset-{slug('knee')}", "acquisition", "comparison", "full", "runs", "settings")]
     assert order == sorted(order)
     knee = text.split(f'id="dataset-{slug("knee")}"')[1].split('id="acquisition"')[0]
-    for anchor in ("structures", "size", "agreement", "prompts", "qc"):
+    for anchor in ("structures", "size", "agreement", "prompts", "prompter-pairs", "qc"):
         assert f'id="{anchor}-{slug("knee")}"' in knee
+    assert 'id="finetune"' not in text  # no model has a card
     assert "<details><summary>All " in text.split('id="full"')[1]  # the full table is collapsed
     assert "knee / sam / gt_box: knee-000 slice 8" in knee  # the QC thumbnail
     assert "&quot;python&quot;: &quot;3.11&quot;" in text  # the run manifest, pretty-printed and escaped

@@ -86,6 +86,7 @@ def report_command(
     n_boot: BootOption = 1000,
     min_subjects: MinSubjectsOption = 6,
     round_text: RoundOption = "final",
+    subject_value: SubjectValueOption = "volume",
 ) -> None:
     """One self-contained HTML report, headline first (inline CSS/JS, embedded figures, no network)."""
     from mskbench.output_paths import writable_file
@@ -94,7 +95,7 @@ def report_command(
 
     Store.check_readable(db)  # a bad --db or --out fails in a second, before the analysis libraries load
     writable_file(out, "--out", "report.html")
-    settings = _settings(seed, n_boot, min_subjects, 0.05, None, None, round_text)
+    settings = _settings(seed, n_boot, min_subjects, 0.05, None, None, round_text, subject_value)
     check_metrics([metric], settings.round)
     from mskbench.report.report import write_report
 

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from mskbench.report import figures
-from mskbench.report.html import Column, esc, field, fmt, image, note, table
+from mskbench.report.analyses_sections import gp_section, prompter_pairs_section, size_section
+from mskbench.report.html import Column, esc, field, fmt, image, table
 from mskbench.report.interaction import interaction_section
 from mskbench.report.qc import decode, prompt_boxes, qc_slices
-from mskbench.report.size_strata import size_strata, slice_dice
 from mskbench.stats import data
 from mskbench.stats.analysis import StatsResults, StatsSettings
 
@@ -59,18 +59,7 @@ def structure_heatmap(inputs: ReportInputs, dataset: str) -> str | None:
 
 
 def object_size(inputs: ReportInputs, dataset: str) -> str | None:
-    """Mean slice Dice per object-size bin and tertile, a line per model / prompter."""
-    strata = size_strata(slice_dice(inputs.con, dataset, inputs.settings.round))
-    if not strata:
-        return note(f"{dataset}: no per-slice Dice rows with a reference (table slice_metrics), so no size strata.")
-    counts = pd.concat([frame.assign(binning=name) for name, frame in strata.items()], ignore_index=True)
-    counts = counts.sort_values(["binning", "cell", "order"])
-    return (image(figures.strata_plot(strata, f"{dataset}: Dice against object size", "mean slice Dice"),
-                  f"{dataset}: mean slice Dice per object-size bin (small < 0.5 %, medium 0.5–3.5 %, large > 3.5 % "
-                  "of the slice area) and per size tertile of each label, slices pooled")
-            + "<details><summary>Numbers</summary>"
-            + table(counts, [field("binning"), field("cell", "model / prompter"), field("bin"), field("mean"),
-                             field("n_slices")]) + "</details>")
+    return size_section(inputs.results.size_strata, inputs.results.size_tests, dataset)
 
 
 def biomarker_agreement(inputs: ReportInputs, dataset: str) -> str | None:
@@ -134,6 +123,14 @@ def prompt_comparison(inputs: ReportInputs, dataset: str) -> str | None:
     return "".join(body)
 
 
+def gp_regression(inputs: ReportInputs, dataset: str) -> str | None:
+    return gp_section(inputs.results.gp_regression, inputs.results.agreement, inputs.pairs, dataset)
+
+
+def prompter_pairs(inputs: ReportInputs, dataset: str) -> str | None:
+    return prompter_pairs_section(inputs.results.prompter_pairs, dataset, inputs.metric)
+
+
 def interaction(inputs: ReportInputs, dataset: str) -> str | None:
     curves = inputs.curves
     if curves.empty or not (curves["dataset"] == dataset).any():
@@ -166,8 +163,10 @@ DATASET_SECTIONS: list[tuple[str, str, Callable[[ReportInputs, str], str | None]
     ("structures", "Dice per structure", structure_heatmap),
     ("size", "Dice against object size", object_size),
     ("agreement", "Biomarker agreement", biomarker_agreement),
+    ("gp", "Biomarker agreement: GP regression", gp_regression),
     ("prompts", "Detector vs ground-truth prompts", prompt_comparison),
+    ("prompter-pairs", "Prompter comparison per model", prompter_pairs),
     ("interaction", "Interaction: Dice vs round", interaction),
     ("qc", "QC overlays", qc_overlays),
 ]
-"""(anchor, title, builder) in reading order; size-stratified tests or a GP band slot in as one more entry."""
+"""(anchor, title, builder) in reading order; a new per-dataset analysis slots in as one more entry."""

@@ -202,3 +202,27 @@ def strata_plot(panels: Mapping[str, pd.DataFrame], title: str, ylabel: str) -> 
     axes[0][-1].legend(fontsize=6, loc="lower right")
     fig.suptitle(title, fontsize=9)
     return to_data_uri(fig)
+
+
+def gp_bands(panels: Sequence[tuple[str, pd.DataFrame, pd.DataFrame, str]], title: str, per_row: int = 5) -> str:
+    """Per (label, points with reference/prediction, band with grid/mean/lower/upper, unit): the pairs as points,
+    the GP mean as a line over its shaded 95% prediction band, the identity line dashed."""
+    n_cols = min(per_row, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols + 0.3, 2.2 * n_rows + 0.5),
+                             layout="constrained", squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for ax, (label, points, band, unit) in zip(axes.flat, panels):
+        ax.set_visible(True)
+        ax.fill_between(band["grid"], band["lower"], band["upper"], color="#1f6feb", alpha=0.2, linewidth=0)
+        ax.plot(band["grid"], band["mean"], color="#1f6feb", linewidth=1)
+        ax.scatter(points["reference"], points["prediction"], s=6, color="#1d232a")
+        low, high = float(band["grid"].min()), float(band["grid"].max())
+        ax.plot([low, high], [low, high], color="#57606a", linewidth=0.7, linestyle="--")
+        ax.set_title(label, fontsize=6)
+        ax.set_xlabel(f"reference ({unit})", fontsize=6)
+        ax.set_ylabel(f"prediction ({unit})", fontsize=6)
+        ax.tick_params(labelsize=5)
+    fig.suptitle(title, fontsize=9)
+    return to_data_uri(fig, dpi=80)

@@ -20,13 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mskbench.report import figures
+from mskbench.report.analyses_sections import finetune_section
 from mskbench.report.dataset_sections import DATASET_SECTIONS, ReportInputs
 from mskbench.report.headline import headline, headline_block
 from mskbench.report.html import Column, esc, field, fmt, image, note, page, table
 from mskbench.report.interaction import interaction_curves
 from mskbench.report.leaderboard import slug
 from mskbench.stats import data
-from mskbench.stats.analysis import StatsResults, StatsSettings, compute_stats
+from mskbench.stats.analysis import StatsResults, StatsSettings, compute_stats, read_tables
 from mskbench.stats.compare import higher_is_better
 from mskbench.stats.rounds import round_label
 
@@ -104,11 +105,19 @@ def acquisition_section(results: StatsResults) -> str:
     return "".join(body)
 
 
+def subject_value_note(settings: StatsSettings) -> str:
+    """Said only when it is not the default: a subject's value is then the mean of its slice values."""
+    if settings.subject_value == data.VOLUME:
+        return ""
+    return "; subject value: the mean of its slice values (--subject-value slice_mean)"
+
+
 def headline_section(inputs: ReportInputs, datasets: list[str]) -> str:
     direction = "higher is better" if higher_is_better(inputs.metric) else "lower is better"
     intro = (f'<p class="muted">Primary metric: subject {esc(inputs.metric)} ({direction}; mean over labels, '
              f"--metric), {esc(round_label(inputs.settings.round))} of each cell (--round "
-             f"{esc(inputs.settings.round)}). Whiskers and brackets: 95% percentile bootstrap over subjects. "
+             f"{esc(inputs.settings.round)}){subject_value_note(inputs.settings)}. Whiskers and brackets: 95% "
+             "percentile bootstrap over subjects. "
              "▼: significantly worse than the best model under the same prompter (paired Wilcoxon signed-rank, "
              "Benjamini–Hochberg within the prompter); ≈: not significantly different.</p>")
     blocks = [headline_block(headline(inputs.results, inputs.values, inputs.settings, inputs.metric, d))
@@ -139,9 +148,9 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings, metric
     data.check_names([metric], known, "--metric")
     with report_progress() as progress:
         task = progress.add_task("report: statistics", total=None)
-        results = compute_stats(con, settings)
+        results = read_tables(con, settings) or compute_stats(con, settings)
         inputs = ReportInputs(con=con, settings=settings, metric=metric, results=results,
-                              values=data.subject_metrics(con, None, settings.round),
+                              values=data.subject_metrics(con, None, settings.round, settings.subject_value),
                               pairs=data.biomarker_pairs(con, settings.round)[0],
                               curves=interaction_curves(con, settings))
         datasets = sorted(set(results.summary["dataset"]))
@@ -152,8 +161,11 @@ def build_report(con: duckdb.DuckDBPyConnection, settings: StatsSettings, metric
             progress.update(task, description=f"report: {dataset}")
             sections.append((f"dataset-{slug(dataset)}", f"Dataset: {dataset}", dataset_block(inputs, dataset)))
             progress.advance(task)
-    sections += [("acquisition", "Acquisition effects (all datasets)", acquisition_section(results)),
-                 ("comparison", "Model comparison tests", comparison_section(results)),
+    sections.append(("acquisition", "Acquisition effects (all datasets)", acquisition_section(results)))
+    finetune = finetune_section(results.finetune_effects, results.finetune_vif, results.finetune_status)
+    if finetune:
+        sections.append(("finetune", "Fine-tuning effects (all datasets)", finetune))
+    sections += [("comparison", "Model comparison tests", comparison_section(results)),
                  ("full", "Full table", full_table_section(results)),
                  ("runs", "Runs", runs_section(con)),
                  ("settings", "Settings", f"<pre>{esc(json.dumps(asdict(settings), indent=2))}</pre>")]

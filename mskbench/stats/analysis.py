@@ -178,6 +178,34 @@ def compute_stats(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> St
     )
 
 
+def settings_row(settings: StatsSettings) -> dict[str, object]:
+    """The settings as one `stats_settings` row (lists joined by commas, the round as text)."""
+    return asdict(settings) | {"metrics": ",".join(settings.metrics), "models": ",".join(settings.models),
+                               "round": str(settings.round)}
+
+
+def read_tables(con: duckdb.DuckDBPyConnection, settings: StatsSettings) -> StatsResults | None:
+    """The stored `stats_*` tables when `write_tables` wrote them with these settings after the latest run
+    started; None when they are missing, stale or from other settings (then compute them)."""
+    names = data.tables(con)
+    if "stats_settings" not in names or not {f"stats_{name}" for name in TABLE_NAMES} <= names:
+        return None
+    stored = con.execute("SELECT * FROM stats_settings").df().to_dict(orient="records")
+    wanted = settings_row(settings)
+    if len(stored) != 1 or any(stored[0].get(key) != value for key, value in wanted.items()):
+        return None
+    if "runs" in names:
+        latest = con.execute(
+            "SELECT max(greatest(started_at, coalesce(finished_at, started_at))) FROM runs").fetchone()[0]
+        if latest is not None and pd.Timestamp(latest) > pd.Timestamp(stored[0]["created_at"]):
+            return None
+    frames = {}
+    for name in TABLE_NAMES:
+        frame = con.execute(f"SELECT * FROM stats_{name}").df()
+        frames[name] = pd.DataFrame() if frame.empty and list(frame.columns) == ["status"] else frame
+    return StatsResults(**frames, settings=settings)
+
+
 def write_tables(path: str | Path, results: StatsResults) -> list[str]:
     """Replace the `stats_*` tables in the results database; returns their names."""
     from mskbench.store import Store
@@ -196,10 +224,8 @@ def write_tables(path: str | Path, results: StatsResults) -> list[str]:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
             con.unregister("_frame")
             written.append(table)
-        settings = pd.DataFrame([asdict(results.settings) | {
-            "metrics": ",".join(results.settings.metrics), "models": ",".join(results.settings.models),
-            "round": str(results.settings.round),
-            "created_at": datetime.now(timezone.utc).replace(tzinfo=None)}])
+        settings = pd.DataFrame([settings_row(results.settings)
+                                 | {"created_at": datetime.now(timezone.utc).replace(tzinfo=None)}])
         con.register("_frame", settings)
         con.execute("CREATE OR REPLACE TABLE stats_settings AS SELECT * FROM _frame")
         con.unregister("_frame")
