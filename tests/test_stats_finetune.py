@@ -58,18 +58,31 @@ def planted(seed: int, models=MODELS) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_planted_training_effects_are_recovered_with_sign_and_size():
     values, acquisition = planted(0)
     coef, vif, status = finetune_effects(values, training(), acquisition, min_subjects=6)
-    assert status.iloc[0]["status"] == "computed" and "mixedlm" in status.iloc[0]["model_kind"]
+    assert status.iloc[0]["status"] == "computed" and "per subject_id" in status.iloc[0]["model_kind"]
     assert status.iloc[0]["n_models"] == 6
     fit = coef.set_index("term")
-    for term, true in TRUE.items():  # unbiased: within 3 standard errors of the planted value, on its side of 0
-        estimate, se = fit.loc[term, "estimate"], fit.loc[term, "std_error"]
-        assert abs(estimate - true) < 3 * se, (term, estimate, se)
-        assert true == 0 or np.sign(estimate) == np.sign(true), term
+    for term, true in TRUE.items():  # on the planted value's side of 0
+        assert true == 0 or np.sign(fit.loc[term, "estimate"]) == np.sign(true), term
     for term in ("trains_decoder", "trains_full", "shift_px", "mixed"):  # the training effects: roughly their size
         assert fit.loc[term, "estimate"] == pytest.approx(TRUE[term], rel=0.2), term
     interval = coef.set_index("term").loc["trains_full", ["ci_low", "ci_high"]]
     assert interval["ci_low"] < TRUE["trains_full"] < interval["ci_high"]
     assert not vif["removed"].any()
+
+
+def test_estimates_are_unbiased_and_their_standard_errors_honest_over_seeds():
+    """(estimate - planted) / SE over 12 data sets: centred on 0 with spread 1 for every term, as the fitted
+    model promises. Without the subject intercept the within-subject terms (shift, what trained) get standard
+    errors several times too large (their z spread far below 1), and a biased term fails the centre."""
+    z = {term: [] for term in TRUE}
+    for seed in range(12):
+        values, acquisition = planted(seed)
+        fit = finetune_effects(values, training(), acquisition, min_subjects=6)[0].set_index("term")
+        for term, true in TRUE.items():
+            z[term].append((fit.loc[term, "estimate"] - true) / fit.loc[term, "std_error"])
+    for term, scores in z.items():
+        scores = np.array(scores)
+        assert abs(scores.mean()) < 0.75 and 0.5 < scores.std() < 1.6 and np.abs(scores).max() < 4, (term, scores)
 
 
 def test_vif_drops_a_collinear_covariate_and_keeps_the_effects():

@@ -2,7 +2,9 @@
 
 The source study's model, over every model of a (prompter, metric) block: a subject's Dice (mean over its
 labels) for one model is explained by that model's training, with a random intercept per dataset so a
-dataset's difficulty is not mistaken for a training effect. The model's training comes from its card,
+dataset's difficulty is not mistaken for a training effect, and one per subject within its dataset, because
+every subject appears once per model: its rows are not independent evidence (most of all for a per-subject
+covariate such as TE). The model's training comes from its card,
 stored on the cells (``cells.finetune_*``; NULL for a base model without a card). Fixed effects:
 
 - ``trains_decoder`` / ``trains_full`` / ``trains_adapters``: 1 for a model fine-tuned that way, against the
@@ -16,7 +18,7 @@ stored on the cells (``cells.finetune_*``; NULL for a base model without a card)
 
 Covariates that do not vary are left out, then the VIF screen of :func:`mskbench.stats.mixed.vif_screen`
 drops collinear ones (e.g. ``train_subjects`` when every fine-tuned model saw the same number), and
-:func:`mskbench.stats.mixed.fit_effects` fits the model (statsmodels MixedLM, OLS with one dataset).
+:func:`mskbench.stats.mixed.fit_effects` fits the model (statsmodels MixedLM).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def block_effects(frame: pd.DataFrame, min_subjects: int) -> tuple[list[dict], l
     """Coefficient rows, VIF steps and status for one block: ``frame`` has dataset, dice, the covariates, te_ms."""
     frame, candidates = design(frame)
     kept, steps = vif_screen(frame, candidates)
-    rows, status = fit_effects(frame, kept, min_subjects)
+    rows, status = fit_effects(frame, kept, min_subjects, repeated="subject_id")
     if not candidates:
         status["reason"] = "no training covariate varies (one kind of model only)"
     return rows, steps, status

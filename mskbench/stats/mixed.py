@@ -59,9 +59,15 @@ def vif_screen(frame: pd.DataFrame, covariates: list[str], threshold: float = VI
     return kept, steps
 
 
-def fit_effects(frame: pd.DataFrame, covariates: list[str], min_subjects: int
+def fit_effects(frame: pd.DataFrame, covariates: list[str], min_subjects: int, repeated: str | None = None
                 ) -> tuple[list[dict[str, object]], dict[str, object]]:
-    """Fit dice ~ covariates (+ random intercept per dataset); coefficient rows and a status row."""
+    """Fit dice ~ covariates (+ random intercept per dataset); coefficient rows and a status row.
+
+    ``repeated`` names the column of a unit measured in several rows (a subject scored by several models):
+    it gets a random intercept of its own, nested in the dataset, so the rows of one subject are not counted
+    as independent evidence (without it the standard error of a per-subject covariate such as TE shrinks by
+    about the square root of the number of models, and p-values follow).
+    """
     n, n_datasets = len(frame), frame["dataset"].nunique()
     status: dict[str, object] = {"n_subjects": n, "n_datasets": n_datasets, "covariates": ",".join(covariates)}
     if not covariates:
@@ -72,7 +78,14 @@ def fit_effects(frame: pd.DataFrame, covariates: list[str], min_subjects: int
     formula = "dice ~ " + " + ".join(covariates)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if n_datasets >= 2:
+        if repeated is not None and n_datasets >= 2:
+            result = smf.mixedlm(formula, frame, groups=frame["dataset"],
+                                 vc_formula={repeated: f"0 + C({repeated})"}).fit(reml=True)
+            kind = f"mixedlm (random intercept per dataset and per {repeated} within it)"
+        elif repeated is not None:
+            result = smf.mixedlm(formula, frame, groups=frame[repeated]).fit(reml=True)
+            kind = f"mixedlm (random intercept per {repeated}; one dataset)"
+        elif n_datasets >= 2:
             result = smf.mixedlm(formula, frame, groups=frame["dataset"]).fit(reml=True)
             kind = "mixedlm (random intercept per dataset)"
         else:
