@@ -54,7 +54,8 @@ BASE_SCHEMA: ParamsSchema = {
 }
 TRAIN_SCHEMA: ParamsSchema = {
     "mode": Param("str", "decoder", choices=TRAINS, help="what trains: decoder, full or adapters"),
-    "epochs": Param("int", 10, minimum=1, maximum=100000),
+    "epochs": Param("int", 10, minimum=0, maximum=100000,
+                    help="0: no training; model.pt is the base model as training starts from it (a grid's base)"),
     "batch_size": Param("int", 4, minimum=1),
     "accumulate": Param("int", 1, minimum=1, help="optimizer step every N batches"),
     "lr": Param("float", 1e-4, minimum=0.0, maximum=1.0),
