@@ -8,7 +8,12 @@ import json
 import duckdb
 import pytest
 
+from card_fixtures import write_trained
 from mskbench.cli.main import main
+from mskbench.errors import CheckpointError
+from mskbench.segmenters.architecture import reduced_sam
+from mskbench.segmenters.sam import SamSegmenter
+from sam_family_tiny import tiny_sam
 
 RECIPE = """
 [recipe]
@@ -51,6 +56,38 @@ biomarkers = false
 RUNS = ("max-shift-20",)
 
 
+def _blocks(segmenter) -> int:
+    return len(segmenter.model.image_encoder.blocks)
+
+
+def test_the_sam_plugin_builds_the_architecture_the_card_records(tmp_path, monkeypatch):
+    from segment_anything import sam_model_registry
+
+    monkeypatch.setitem(sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam(seed=0))  # 2 blocks
+    write_trained(tmp_path / "reduced", reduced_sam(), train=["knee_000"], val=["knee_006"],
+                  recipe={"base": {"plugin": "sam", "init": "random", "architecture": "reduced"}})
+    loaded = SamSegmenter.from_checkpoint("vit_b", "fp32", "cpu", str(tmp_path / "reduced" / "model.pt"))
+    assert _blocks(loaded) == 1 and loaded.weights.path == str(tmp_path / "reduced" / "model.pt")
+
+    write_trained(tmp_path / "full", tiny_sam(seed=1), train=["knee_000"], val=["knee_006"],
+                  recipe={"base": {"plugin": "sam", "architecture": "full"}})
+    assert _blocks(SamSegmenter.from_checkpoint("vit_b", "fp32", "cpu", str(tmp_path / "full" / "model.pt"))) == 2
+    (tmp_path / "full" / "card.json").unlink()  # no card: the registry model, as for official weights
+    assert _blocks(SamSegmenter.from_checkpoint("vit_b", "fp32", "cpu", str(tmp_path / "full" / "model.pt"))) == 2
+
+
+def test_a_card_naming_an_unknown_architecture_or_other_weights_is_one_error(tmp_path):
+    card = write_trained(tmp_path / "odd", reduced_sam(), train=["knee_000"], val=["knee_006"],
+                         recipe={"base": {"architecture": "huge"}})
+    with pytest.raises(CheckpointError, match=r"card.json: recipe.base.architecture 'huge' is not one of full, reduced"):
+        SamSegmenter.from_checkpoint("vit_b", "fp32", "cpu", str(card.parent / "model.pt"))
+    write_trained(tmp_path / "swapped", reduced_sam(), train=["knee_000"], val=["knee_006"],
+                  recipe={"base": {"architecture": "reduced"}})
+    (tmp_path / "swapped" / "model.pt").write_bytes((tmp_path / "odd" / "model.pt").read_bytes() + b"x")
+    with pytest.raises(CheckpointError, match=r"sha256 differs from the one in .*card.json"):
+        SamSegmenter.from_checkpoint("vit_b", "fp32", "cpu", str(tmp_path / "swapped" / "model.pt"))
+
+
 @pytest.mark.slow
 def test_tiny_grid_trains_runs_its_suite_and_feeds_stats_and_gate(tmp_path, capsys):
     (tmp_path / "e2e.toml").write_text(RECIPE)
@@ -66,15 +103,16 @@ def test_tiny_grid_trains_runs_its_suite_and_feeds_stats_and_gate(tmp_path, caps
     with duckdb.connect(str(db), read_only=True) as con:
         cells = con.execute("SELECT model, status, finetune_trains, finetune_max_shift, finetune_shift_space "
                             "FROM cells ORDER BY model").fetchall()
-        manifests = dict(con.execute("SELECT name, manifest FROM models").fetchall())
-        scored = con.execute("SELECT DISTINCT model FROM subject_metrics ORDER BY 1").fetchall()
+        manifest = json.loads(con.execute("SELECT manifest FROM runs").fetchone()[0])
+        scored = con.execute("SELECT DISTINCT model FROM subject_metrics JOIN cells USING (cell_id) ORDER BY 1").fetchall()
     assert cells == [("base", "done", None, None, None),  # the base: no fine-tuning covariates
                      ("max-shift-20", "done", "decoder", 20.0, "model_1024")]
     assert scored == [("base",), ("max-shift-20",)]
     base_sha = json.loads((out / RUNS[0] / "card.json").read_text())["base"]["checkpoint_sha256"]
     for run in RUNS:  # every run started from the weights the suite evaluates as the base
         assert json.loads((out / run / "card.json").read_text())["base"]["checkpoint_sha256"] == base_sha
-    assert json.loads(manifests["base"])["checkpoint"] == str(out / "base" / "model.pt")
+    assert manifest["models"]["base"]["checkpoint"] == str(out / "base" / "model.pt")
+    assert manifest["models"]["base"]["checkpoint_sha256"] != manifest["models"][RUNS[0]]["checkpoint_sha256"]
 
     assert main(["stats", "--db", str(db)]) == 0
     capsys.readouterr()

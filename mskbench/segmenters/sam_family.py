@@ -170,7 +170,7 @@ def sam_from_checkpoint(cls: type, build: str, key: str, arch: str, variant: str
     path = str(resolve_checkpoint(key, checkpoint))
     architecture = checkpoint_architecture(path)
     model = sam_model(build, architecture)
-    label = arch if architecture == "full" else f"{arch}, {architecture} architecture (its card)"
+    label = arch if architecture == "full" else f"{arch} ({architecture}, as its card records)"
     weights = load_weights(model, key, path, arch=label)
     return cls(model, device=device, precision=precision, variant=variant, weights=weights)
 
