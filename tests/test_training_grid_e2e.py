@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import torch
 import pytest
 
 from card_fixtures import write_trained
@@ -108,11 +109,11 @@ def test_tiny_grid_trains_runs_its_suite_and_feeds_stats_and_gate(tmp_path, caps
     assert cells == [("base", "done", None, None, None),  # the base: no fine-tuning covariates
                      ("max-shift-20", "done", "decoder", 20.0, "model_1024")]
     assert scored == [("base",), ("max-shift-20",)]
-    base_sha = json.loads((out / RUNS[0] / "card.json").read_text())["base"]["checkpoint_sha256"]
-    for run in RUNS:  # every run started from the weights the suite evaluates as the base
-        assert json.loads((out / run / "card.json").read_text())["base"]["checkpoint_sha256"] == base_sha
-    assert manifest["models"]["base"]["checkpoint"] == str(out / "base" / "model.pt")
-    assert manifest["models"]["base"]["checkpoint_sha256"] != manifest["models"][RUNS[0]]["checkpoint_sha256"]
+    base_file = manifest["models"]["base"]
+    assert base_file["checkpoint"] == str(out / "base" / "model.pt")
+    for run in RUNS:  # the file evaluated as the base is the start every run recorded (sha256 of its state dict)
+        assert json.loads((out / run / "card.json").read_text())["base"]["checkpoint_sha256"] == \
+            base_file["checkpoint_sha256"] != manifest["models"][run]["checkpoint_sha256"]
 
     assert main(["stats", "--db", str(db)]) == 0
     capsys.readouterr()
@@ -121,3 +122,18 @@ def test_tiny_grid_trains_runs_its_suite_and_feeds_stats_and_gate(tmp_path, caps
     verdict = json.loads(capsys.readouterr().out)
     assert code == 1 and verdict["promote"] is False  # one test subject: too few to decide, so not promoted
     assert "1 paired subject(s), at least 3 needed" in json.dumps(verdict)
+
+
+def test_the_sam2_plugin_builds_the_reduced_sam2_its_card_records(tmp_path):
+    from mskbench.segmenters.architecture import sam2_model
+    from mskbench.segmenters.sam2_image import Sam2Segmenter
+    from mskbench.segmenters.sam_catalog import sam2_config
+
+    reduced = sam2_model(sam2_config("2.1", "base_plus"), "reduced")
+    assert len(reduced.image_encoder.trunk.blocks) == 5 and reduced.sam_mask_decoder.transformer_dim == 256
+    card = write_trained(tmp_path / "run", reduced, train=["knee_000"], val=["knee_006"],
+                         recipe={"base": {"plugin": "sam2", "init": "random", "architecture": "reduced"}})
+    loaded = Sam2Segmenter.from_checkpoint("2.1", "base_plus", "fp32", "cpu", str(card.parent / "model.pt"))
+    assert len(loaded.model.image_encoder.trunk.blocks) == 5
+    for name, value in reduced.state_dict().items():  # the file's weights, not a fresh initialisation
+        assert torch.equal(loaded.model.state_dict()[name].cpu(), value), name

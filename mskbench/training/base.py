@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from mskbench.plugin_manager import Registry
-from mskbench.segmenters.architecture import sam_model
+from mskbench.segmenters.architecture import sam2_model, sam_model
 from mskbench.segmenters.sam_family import PromptableSegmenter, Weights
 from mskbench.training.card import BaseModel
 
@@ -50,7 +50,7 @@ def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, de
         from mskbench.segmenters.sam_catalog import sam2_config
 
         cls = sam2_image.Sam2MedsamInput if params["input_convention"] == "medsam" else sam2_image.Sam2Segmenter
-        model = sam2_image.build_sam2(sam2_config(params["version"], params["variant"]), ckpt_path=None, device="cpu")
+        model = sam2_model(sam2_config(params["version"], params["variant"]), architecture)
         return cls(model, device=device, precision=params["precision"],
                    variant=f"{params['version']}/{params['variant']}", weights=initial_weights(model))
     if plugin == "sam":

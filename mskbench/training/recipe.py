@@ -50,7 +50,7 @@ BASE_SCHEMA: ParamsSchema = {
     "init": Param("str", "checkpoint", choices=("checkpoint", "random"),
                   help="checkpoint: start from weights; random: the upstream builder's random initialisation"),
     "architecture": Param("str", "full", choices=("full", "reduced"),
-                          help="reduced: a small image encoder (random init only) for CPU smoke runs and tests"),
+                          help="reduced: a small image encoder (random init only; SAM and SAM 2) for CPU smoke runs and tests"),
 }
 TRAIN_SCHEMA: ParamsSchema = {
     "mode": Param("str", "decoder", choices=TRAINS, help="what trains: decoder, full or adapters"),
@@ -151,8 +151,6 @@ def parse_recipe(config: dict[str, Any], path: str, name: str) -> Recipe:
     base = _table(BASE_SCHEMA, top["base"], "base")
     train = _table(TRAIN_SCHEMA, top["train"], "train")
     prompt = _table(PROMPT_SCHEMA, top["prompt"], "prompt")
-    if base["architecture"] == "reduced" and base["plugin"] == "sam2":
-        raise SuiteError('base.architecture = "reduced" is a segment_anything SAM; for sam2 use "full"')
     if base["architecture"] == "reduced" and base["init"] != "random":
         raise SuiteError('base.architecture = "reduced" has no published weights; set init = "random" with it')
     if base["init"] == "random" and base["checkpoint"] is not None:
