@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sam2.build_sam import build_sam2
+from sam2.build_sam import build_sam2  # noqa: F401 (architecture.sam2_model builds through this name)
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 

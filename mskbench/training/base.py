@@ -4,10 +4,10 @@ With ``init = "checkpoint"`` the segmenter is built by the plugin's own
 factory (registry build, verified weights, input convention), exactly as a
 suite builds it. With ``init = "random"`` it is the same segmenter class on
 segment_anything's registry model (SAM 2: ``build_sam2`` on the packaged
-config) with the builder's random initialisation (seeded by the recipe), or, with ``architecture = "reduced"``, on a model
-built by segment_anything's own ``_build_sam`` with a 1-block, 64-wide image
-encoder (:func:`~mskbench.segmenters.architecture.reduced_sam`): the prompt encoder and mask decoder are SAM's,
-full size, so decoder training does the real work; only the encoder is small.
+config) with the builder's random initialisation (seeded by the recipe), or, with ``architecture = "reduced"``,
+on the same builder with a small image encoder (:mod:`mskbench.segmenters.architecture`: SAM's ``_build_sam``
+with a 1-block, 64-wide ViT; SAM 2's config with a 5-block, 8-wide Hiera): prompt encoder and mask decoder
+stay full size, so decoder training does the real work; only the encoder is small.
 A reduced checkpoint loads in the SAM plugins like any other: the card
 beside it records the architecture and the plugin builds that one
 (:mod:`mskbench.segmenters.architecture`, the one place that builds either).
