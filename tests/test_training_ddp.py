@@ -19,7 +19,7 @@ RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 def test_two_ddp_ranks_train_what_one_process_trains_with_their_joint_batch(tmp_path):
     import tomllib
 
-    from mskbench.training.base import reduced_sam
+    from mskbench.segmenters.architecture import reduced_sam
     from mskbench.training.recipe import parse_recipe
     from mskbench.training.trainer import train
 

@@ -207,3 +207,21 @@ def test_toml_values_read_back_as_written(item):
 
     assert tomllib.loads(f"v = {value(item)}")["v"] == item  # tomllib is the reference reader
     assert tomllib.loads(document({"t": {"v": item}}, {}))["t"]["v"] == item
+
+
+@pytest.mark.parametrize("evaluate_base", [True, False])
+def test_a_random_base_is_trained_for_zero_epochs_as_run_base_unless_evaluate_base_is_false(tmp_path, evaluate_base):
+    fake, seen = FakeTrainer(), []
+    train = fake.train
+    fake.train = lambda recipe, out_dir, resume: seen.append(recipe) or train(recipe, out_dir, resume)
+    recipe = RECIPE.replace('params = { variant = "vit_b" }', 'init = "random"')
+    grid = GRID + ("" if evaluate_base else "[evaluate]\nbase = false\n")
+    outcome = train_grid(write_grid(tmp_path, grid, recipe), tmp_path / "out", trainer=fake.trainer(),
+                         report=lambda _: None)
+    suite = outcome.suite.read_text()
+    if evaluate_base:
+        assert [name for name, _ in fake.calls][-1] == "base" and len(fake.calls) == 5
+        assert seen[-1]["train"] == {"mode": "decoder", "epochs": 0} and seen[-1]["recipe"]["name"] == "tiny_base"
+        assert 'name = "base"\nplugin = "sam"\ncheckpoint = "${SUITE_DIR}/base/model.pt"' in suite
+    else:
+        assert "base" not in [name for name, _ in fake.calls] and 'name = "base"' not in suite

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sam2.build_sam import build_sam2
+from sam2.build_sam import build_sam2  # noqa: F401 (architecture.sam2_model builds through this name)
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from mskbench.protocols import Refinement
 from mskbench.segmenters.medsam import MEDSAM_THRESHOLD, medsam_image, medsam_probabilities
 from mskbench.segmenters.prompt_batch import SAM_PROMPTS, PromptGroup, check_prompts
+from mskbench.segmenters.checkpoints import resolve_checkpoint
 from mskbench.segmenters.sam_catalog import sam2_checkpoint_key, sam2_config
 from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, pick_masks, to_rgb
 from mskbench.segmenters.torch_utils import check_precision, inference_context
@@ -53,10 +54,16 @@ class Sam2Segmenter(PromptableSegmenter):
     def from_checkpoint(
         cls, version: str, variant: str, precision: str, device: str, checkpoint: str | None
     ) -> Sam2Segmenter:
+        from mskbench.segmenters.architecture import checkpoint_architecture, sam2_model
+
         check_precision(device, precision, cls.architecture)
         config = sam2_config(version, variant)
-        model = build_sam2(config, ckpt_path=None, device="cpu")
-        weights = load_weights(model, sam2_checkpoint_key(version, variant), checkpoint, arch=config)
+        key = sam2_checkpoint_key(version, variant)
+        path = str(resolve_checkpoint(key, checkpoint))
+        architecture = checkpoint_architecture(path)  # a checkpoint `mskbench train` wrote: its card's
+        model = sam2_model(config, architecture)
+        label = config if architecture == "full" else f"{config} ({architecture}, as its card records)"
+        weights = load_weights(model, key, path, arch=label)
         return cls(model, device=device, precision=precision, variant=f"{version}/{variant}", weights=weights)
 
     def _model_inputs(self, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -162,12 +162,16 @@ class PromptableSegmenter:
 def sam_from_checkpoint(cls: type, build: str, key: str, arch: str, variant: str, precision: str, device: str,
                         checkpoint: str | None) -> Any:
     """A segmenter of ``cls`` on segment_anything's registry model ``build`` with the verified checkpoint ``key``
-    (SAM, SAMRI, MedSAM and SAM weights through MedSAM's recipe all load this way); precision checked first."""
-    from segment_anything import sam_model_registry
+    (SAM, SAMRI, MedSAM and SAM weights through MedSAM's recipe all load this way); precision checked first.
+    A checkpoint `mskbench train` wrote builds the architecture its card records (:mod:`.architecture`)."""
+    from mskbench.segmenters.architecture import checkpoint_architecture, sam_model
 
     check_precision(device, precision, cls.architecture)
-    model = sam_model_registry[build]()
-    weights = load_weights(model, key, checkpoint, arch=arch)
+    path = str(resolve_checkpoint(key, checkpoint))
+    architecture = checkpoint_architecture(path)
+    model = sam_model(build, architecture)
+    label = arch if architecture == "full" else f"{arch} ({architecture}, as its card records)"
+    weights = load_weights(model, key, path, arch=label)
     return cls(model, device=device, precision=precision, variant=variant, weights=weights)
 
 

@@ -4,13 +4,13 @@ With ``init = "checkpoint"`` the segmenter is built by the plugin's own
 factory (registry build, verified weights, input convention), exactly as a
 suite builds it. With ``init = "random"`` it is the same segmenter class on
 segment_anything's registry model (SAM 2: ``build_sam2`` on the packaged
-config) with the builder's random initialisation (seeded by the recipe), or, with ``architecture = "reduced"``, on a model
-built by segment_anything's own ``_build_sam`` with a 1-block, 64-wide image
-encoder (:func:`reduced_sam`): the prompt encoder and mask decoder are SAM's,
-full size, so decoder training does the real work; only the encoder is small.
-A reduced checkpoint loads wherever the registry builds the same reduced
-model (tests swap ``sam_model_registry["vit_b"]`` for :func:`reduced_sam`,
-as tests/test_segmenters_sam_plugins.py does with its tiny SAM).
+config) with the builder's random initialisation (seeded by the recipe), or, with ``architecture = "reduced"``,
+on the same builder with a small image encoder (:mod:`mskbench.segmenters.architecture`: SAM's ``_build_sam``
+with a 1-block, 64-wide ViT; SAM 2's config with a 5-block, 8-wide Hiera): prompt encoder and mask decoder
+stay full size, so decoder training does the real work; only the encoder is small.
+A reduced checkpoint loads in the SAM plugins like any other: the card
+beside it records the architecture and the plugin builds that one
+(:mod:`mskbench.segmenters.architecture`, the one place that builds either).
 
 Which parameters train, per ``mode`` (counts for SAM ViT-B in docs/training.md):
 
@@ -29,20 +29,9 @@ from typing import Any
 import torch
 
 from mskbench.plugin_manager import Registry
+from mskbench.segmenters.architecture import sam2_model, sam_model
 from mskbench.segmenters.sam_family import PromptableSegmenter, Weights
 from mskbench.training.card import BaseModel
-
-#: the reduced image encoder: (embed_dim, depth, num_heads, global attention blocks)
-REDUCED_ENCODER = (64, 1, 2, ())
-
-
-def reduced_sam(checkpoint: str | None = None) -> torch.nn.Module:
-    """segment_anything's SAM with a 1-block, 64-wide ViT encoder (``_build_sam``); signature of the registry's."""
-    import importlib
-
-    build_sam = importlib.import_module("segment_anything.build_sam")  # the package re-exports a function by that name
-    embed_dim, depth, heads, global_blocks = REDUCED_ENCODER
-    return build_sam._build_sam(embed_dim, depth, heads, list(global_blocks), checkpoint)
 
 
 def input_convention(plugin: str, params: dict[str, Any]) -> str:
@@ -53,8 +42,6 @@ def input_convention(plugin: str, params: dict[str, Any]) -> str:
 
 
 def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, device: str) -> PromptableSegmenter:
-    from segment_anything import sam_model_registry
-
     from mskbench.segmenters.medsam import MedSamSegmenter, SamMedsamInput
     from mskbench.segmenters.sam import SamriSegmenter, SamSegmenter
 
@@ -63,7 +50,7 @@ def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, de
         from mskbench.segmenters.sam_catalog import sam2_config
 
         cls = sam2_image.Sam2MedsamInput if params["input_convention"] == "medsam" else sam2_image.Sam2Segmenter
-        model = sam2_image.build_sam2(sam2_config(params["version"], params["variant"]), ckpt_path=None, device="cpu")
+        model = sam2_model(sam2_config(params["version"], params["variant"]), architecture)
         return cls(model, device=device, precision=params["precision"],
                    variant=f"{params['version']}/{params['variant']}", weights=initial_weights(model))
     if plugin == "sam":
@@ -72,7 +59,7 @@ def _random_segmenter(plugin: str, params: dict[str, Any], architecture: str, de
     else:
         cls, variant = {"medsam": MedSamSegmenter, "samri": SamriSegmenter}[plugin], params.get("variant", "vit_b")
     build = params.get("variant", "vit_b") if plugin == "sam" else "vit_b"
-    model = reduced_sam() if architecture == "reduced" else sam_model_registry[build]()
+    model = sam_model(build, architecture)
     return cls(model, device=device, precision=params["precision"], variant=variant, weights=initial_weights(model))
 
 

@@ -1,7 +1,8 @@
 """The model card's fields as `cells` columns, so `mskbench stats` can model fine-tuning as a covariate.
 
-Every ``finetune_*`` column is NULL for a model without a card (a base model, a model from elsewhere), which
-is how the statistics tell a base model from a fine-tuned one (docs/schema.md lists the columns).
+Every ``finetune_*`` column is NULL for a model without a card (a base model, a model from elsewhere) and for
+a card of zero epochs (the untrained base a grid writes, ``train.epochs = 0``), which is how the statistics tell
+a base model from a fine-tuned one (docs/schema.md lists the columns).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ COLUMNS = ("finetune_base", "finetune_trains", "finetune_prompt", "finetune_max_
 
 def card_columns(card: ModelCard | None) -> dict[str, Any]:
     """The ``finetune_*`` values of one model's cells."""
-    if card is None:
+    if card is None or card.epochs_run == 0:
         return dict.fromkeys(COLUMNS)
     return {
         "finetune_base": card.base.plugin,

@@ -15,7 +15,10 @@ recipe's own checks: types, ranges, did-you-mean). Each run trains into ``OUT/<r
 the varied values (``subjects-1_mode-decoder_max-shift-0``), and leaves its checkpoint and card there. A run
 whose card is there and records the same recipe is finished and skipped, so a killed grid is continued by
 running the same command again (an interrupted run resumes from its last epoch). Finally ``OUT/suite.toml``
-evaluates every run, and the base model when it has weights, on the held-out split (docs/training.md).
+evaluates every run and the base model on the held-out split (docs/training.md). A randomly initialised base
+has no weights file, so the grid writes one: the run ``base`` is the base recipe with ``train.epochs = 0``
+(``OUT/base/model.pt``, the exact start of every run with the same base, and its card, which records the
+architecture the plugins build; :func:`untrained_base`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ EVALUATE_SCHEMA: ParamsSchema = {
     "device": DEVICE,
 }
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9.+-]+")
+#: the untrained base's run folder and suite model name (a varied run's name always has a "-")
+BASE_RUN = "base"
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,16 @@ class Grid:
     base: dict[str, Any]  # the base recipe as read
     runs: tuple[GridRun, ...]
     evaluate: dict[str, Any]
+    base_run: GridRun | None = None  # the untrained base the suite evaluates (:func:`untrained_base`)
 
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def trained(self) -> tuple[GridRun, ...]:
+        """What `mskbench train --grid` writes: every run, then the untrained base when there is one."""
+        return self.runs + ((self.base_run,) if self.base_run else ())
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,20 @@ def expand(base: dict[str, Any], grid: Mapping[str, Any], where: str, default_na
     return tuple(runs)
 
 
+def untrained_base(base: dict[str, Any], evaluate: Mapping[str, Any], default_name: str) -> GridRun | None:
+    """The randomly initialised base as the run ``base`` of zero epochs, so the suite can evaluate the start of
+    the runs; None when the base loads weights of its own (the suite names its checkpoint) or ``[evaluate]
+    base = false``."""
+    table = base.get("base")
+    if not evaluate["base"] or not isinstance(table, Mapping) or table.get("init") != "random":
+        return None
+    recipe = deepcopy(base)
+    recipe.setdefault("train", {})["epochs"] = 0
+    recipe_name = (base.get("recipe") or {}).get("name") if isinstance(base.get("recipe"), Mapping) else None
+    recipe.setdefault("recipe", {})["name"] = f"{recipe_name or default_name}_{BASE_RUN}"
+    return GridRun(BASE_RUN, {}, recipe)
+
+
 def load_grid(path: str | Path) -> Grid:
     """Read a grid file and its base recipe, check the keys, and expand the runs (not yet checked as recipes)."""
     path = Path(path).resolve()
@@ -191,14 +216,14 @@ def load_grid(path: str | Path) -> Grid:
     recipe_path = (path.parent / values["recipe"]).resolve()
     base = _read(recipe_path, "recipe (the grid's `recipe`)")
     runs = expand(base, values["grid"], str(path), recipe_path.stem)
-    return Grid(path, recipe_path, base, runs, evaluate)
+    return Grid(path, recipe_path, base, runs, evaluate, untrained_base(base, evaluate, recipe_path.stem))
 
 
 def check_runs(grid: Grid, trainer: Trainer) -> dict[str, dict[str, Any]]:
     """Every run's recipe as its card will record it; the first invalid one is one line naming the run."""
     checked = {}
-    for run in grid.runs:
-        varied = ", ".join(f"{path} = {item!r}" for path, item in run.values.items())
+    for run in grid.trained:
+        varied = ", ".join(f"{path} = {item!r}" for path, item in run.values.items()) or "train.epochs = 0"
         try:
             checked[run.name] = trainer.check(run.recipe, f"{grid.path} run {run.name}")
         except UserError as exc:
@@ -225,9 +250,9 @@ def run_grid(grid: Grid, out: Path, trainer: Trainer, checked: dict[str, dict[st
              report: Callable[[str], None]) -> dict[str, Path]:
     """Train every unfinished run into ``out/<run>``; ``checked`` is :func:`check_runs`; the card path per run."""
     cards = {}
-    for index, run in enumerate(grid.runs, 1):
+    for index, run in enumerate(grid.trained, 1):
         run_dir = out / run.name
-        step = f"run {index}/{len(grid.runs)} {run.name}"
+        step = f"run {index}/{len(grid.trained)} {run.name}"
         if finished(run_dir, checked[run.name]):
             report(f"{step}: finished before, skipped")
             cards[run.name] = run_dir / CARD_NAME

@@ -4,9 +4,11 @@ Datasets are the recipes' ``[[datasets]]`` entries with their suite keys only (p
 preprocess, slice_axis) and ``split`` from the grid's ``[evaluate]``; ``${RECIPE_DIR}`` becomes the recipe's
 folder, other ``${VAR}`` stay for the suite to read from the environment. Each run is a model entry of the
 base plugin with ``checkpoint = "${SUITE_DIR}/<run>/model.pt"`` (the suite sits in the grid's OUT, so the
-folder can be moved whole) and ``on_missing_checkpoint = "error"``. The base model joins as ``base`` unless it
-was randomly initialised (no weights to load) or ``[evaluate] base = false``. The leakage guard then checks
-every run's card against the evaluated split when the suite is planned.
+folder can be moved whole) and ``on_missing_checkpoint = "error"``. The base model joins as ``base`` unless
+``[evaluate] base = false``: with its own checkpoint, or, randomly initialised, as the grid's untrained run
+``base`` (``${SUITE_DIR}/base/model.pt``, see :func:`~mskbench.training.grid.untrained_base`), so `mskbench gate
+--baseline base` can ask whether a run beats it. The leakage guard then checks every run's card against the
+evaluated split when the suite is planned.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mskbench.output_paths import make_folder, write_text
 from mskbench.plugin_manager import Registry
 from mskbench.suite import DATASET_SCHEMA, load_suite
 from mskbench.training.card import MODEL_NAME
-from mskbench.training.grid import Grid
+from mskbench.training.grid import BASE_RUN, Grid
 from mskbench.training.toml_text import document
 
 SUITE_NAME = "suite.toml"
@@ -65,9 +67,9 @@ def _models(grid: Grid) -> list[dict[str, Any]]:
     base = grid.base.get("base", {})
     models = []
     if grid.evaluate["base"] and base.get("init", "checkpoint") != "random":
-        models.append({"name": "base", **_model(base, folder),
+        models.append({"name": BASE_RUN, **_model(base, folder),
                        **({"checkpoint": _recipe_dir(base["checkpoint"], folder)} if base.get("checkpoint") else {})})
-    for run in grid.runs:
+    for run in grid.trained:
         models.append({"name": run.name, **_model(run.recipe["base"], folder),
                        "checkpoint": f"${{SUITE_DIR}}/{run.name}/{MODEL_NAME}", "on_missing_checkpoint": "error"})
     return models

@@ -50,11 +50,12 @@ BASE_SCHEMA: ParamsSchema = {
     "init": Param("str", "checkpoint", choices=("checkpoint", "random"),
                   help="checkpoint: start from weights; random: the upstream builder's random initialisation"),
     "architecture": Param("str", "full", choices=("full", "reduced"),
-                          help="reduced: a small image encoder (random init only) for CPU smoke runs and tests"),
+                          help="reduced: a small image encoder (random init only; SAM and SAM 2) for CPU smoke runs and tests"),
 }
 TRAIN_SCHEMA: ParamsSchema = {
     "mode": Param("str", "decoder", choices=TRAINS, help="what trains: decoder, full or adapters"),
-    "epochs": Param("int", 10, minimum=1, maximum=100000),
+    "epochs": Param("int", 10, minimum=0, maximum=100000,
+                    help="0: no training; model.pt is the base model as training starts from it (a grid's base)"),
     "batch_size": Param("int", 4, minimum=1),
     "accumulate": Param("int", 1, minimum=1, help="optimizer step every N batches"),
     "lr": Param("float", 1e-4, minimum=0.0, maximum=1.0),
@@ -150,8 +151,6 @@ def parse_recipe(config: dict[str, Any], path: str, name: str) -> Recipe:
     base = _table(BASE_SCHEMA, top["base"], "base")
     train = _table(TRAIN_SCHEMA, top["train"], "train")
     prompt = _table(PROMPT_SCHEMA, top["prompt"], "prompt")
-    if base["architecture"] == "reduced" and base["plugin"] == "sam2":
-        raise SuiteError('base.architecture = "reduced" is a segment_anything SAM; for sam2 use "full"')
     if base["architecture"] == "reduced" and base["init"] != "random":
         raise SuiteError('base.architecture = "reduced" has no published weights; set init = "random" with it')
     if base["init"] == "random" and base["checkpoint"] is not None:

@@ -385,9 +385,13 @@ def train(recipe: Recipe, out_dir: Path, resume: bool = False, registry: Registr
     epochs_run = history[-1]["epoch"]
     model_path = out_dir / MODEL_NAME
     card = None
+    if epochs_run == 0:  # epochs = 0: the base model itself, scored by its untrained val Dice
+        best["dice"] = best["untrained"]
+        if rank == 0:
+            save_atomic(run.segmenter.model.state_dict(), out_dir / BEST_NAME)
     if rank == 0:
         os.replace(out_dir / BEST_NAME, model_path)
         card = _card(recipe, base.card, data, best, epochs_run, device, time.perf_counter() - started, model_path)
         write_card(card, out_dir / CARD_NAME)
-        resume_path.unlink()
+        resume_path.unlink(missing_ok=True)  # epochs = 0 wrote none
     return TrainOutcome(out_dir, card, history)  # type: ignore[arg-type]
