@@ -52,8 +52,8 @@ def load_weights(model: torch.nn.Module, key: str, checkpoint: str | None, arch:
 
     The file is verified against the official sha256 when it is the official
     file, loaded with ``weights_only=True``, and a state dict for another
-    architecture is one :class:`CheckpointError` naming ``arch``. Encoder
-    adapters the state dict has entries for are attached first (:mod:`.adapters`).
+    architecture is one :class:`CheckpointError` naming ``arch``. Encoder and
+    decoder adapters the state dict has entries for are attached first (:mod:`.adapters`).
     """
     from mskbench.segmenters.adapters import attach_adapters_for
 

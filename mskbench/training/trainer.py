@@ -17,7 +17,7 @@ resumed run draws what an uninterrupted one would.
 ``decoder`` mode computes each slice's embedding once through the existing
 embedding cache and trains the prompt encoder and mask decoder on it (the
 SAMRI recipe); ``full`` and ``adapters`` run the image encoder with gradients
-on every step (``adapters`` trains only the encoder adapters).
+on every step (``adapters`` trains only SegmentAnyBone's encoder and decoder adapters).
 Under ``torchrun`` (``WORLD_SIZE`` > 1) ``full`` / ``adapters`` training is data-parallel
 with :class:`~torch.nn.parallel.DistributedDataParallel`: each rank takes
 every world-th sample of the epoch's order and rank 0 writes the outputs.
@@ -217,7 +217,7 @@ class _Run:
         self.device, self.rank, self.world = device, rank, world
         self.mode = train["mode"]
         if self.mode == "adapters":
-            torch.manual_seed(recipe.seed)  # the adapters' down-projections are drawn
+            torch.manual_seed(recipe.seed)  # the adapters' projections are drawn (upstream's default init)
             attach_adapters(segmenter.model, train["adapter_ratio"])
         self.params = trainable_parameters(segmenter.model, self.mode)
         self.module: nn.Module = PromptedLoss(segmenter, make_loss(train["loss"]), encode=self.mode != "decoder")
