@@ -67,7 +67,8 @@ def test_vit_b_adapter_count_is_the_documented_one():
 
 def test_reduced_sam_gets_adapters_on_its_one_block_and_both_decoder_layers():
     from mskbench.segmenters.adapters import attach_adapters
-    from mskbench.training.base import reduced_sam, trainable_parameters
+    from mskbench.segmenters.architecture import reduced_sam
+    from mskbench.training.base import trainable_parameters
 
     model = reduced_sam()
     params = attach_adapters(model, 0.25)

@@ -11,7 +11,7 @@ import pytest
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
-def test_a_2x2_tiny_grid_trains_4_runs_with_cards_and_a_second_call_skips_them(tmp_path, capsys):
+def test_a_2x2_tiny_grid_trains_4_runs_and_its_base_with_cards_and_a_second_call_skips_them(tmp_path, capsys):
     from mskbench.cli.main import main
     from mskbench.training.card import read_card
 
@@ -20,6 +20,8 @@ def test_a_2x2_tiny_grid_trains_4_runs_with_cards_and_a_second_call_skips_them(t
                     '[grid]\n"train.mode" = ["decoder", "full"]\n"prompt.max_shift" = [0, 20]\n')
     assert main(["train", "--grid", str(grid), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
     cards = {p.parent.name: read_card(p) for p in (tmp_path / "out").glob("*/card.json")}
+    base = cards.pop("base")  # the random base, untrained, so the grid's suite can compare the runs with it
+    assert base.epochs_run == 0
     assert sorted(cards) == ["mode-decoder_max-shift-0", "mode-decoder_max-shift-20", "mode-full_max-shift-0",
                              "mode-full_max-shift-20"]
     assert {(c.trains, c.prompt.max_shift) for c in cards.values()} == {
@@ -27,4 +29,4 @@ def test_a_2x2_tiny_grid_trains_4_runs_with_cards_and_a_second_call_skips_them(t
     assert (tmp_path / "out" / "suite.toml").is_file()
     capsys.readouterr()
     assert main(["train", "--grid", str(grid), "--out", str(tmp_path / "out")]) == 0
-    assert capsys.readouterr().out.count("finished before, skipped") == 4
+    assert capsys.readouterr().out.count("finished before, skipped") == 5
