@@ -27,9 +27,14 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 from mskbench.protocols import Refinement
 from mskbench.segmenters.medsam import MEDSAM_THRESHOLD, medsam_image, medsam_probabilities
 from mskbench.segmenters.prompt_batch import SAM_PROMPTS, PromptGroup, check_prompts
-from mskbench.segmenters.checkpoints import resolve_checkpoint
 from mskbench.segmenters.sam_catalog import sam2_checkpoint_key, sam2_config
-from mskbench.segmenters.sam_family import Embedding, PromptableSegmenter, load_weights, pick_masks, to_rgb
+from mskbench.segmenters.sam_family import (
+    Embedding,
+    PromptableSegmenter,
+    load_card_architecture,
+    pick_masks,
+    to_rgb,
+)
 from mskbench.segmenters.torch_utils import check_precision, inference_context
 from mskbench.types import Prompt
 
@@ -54,16 +59,12 @@ class Sam2Segmenter(PromptableSegmenter):
     def from_checkpoint(
         cls, version: str, variant: str, precision: str, device: str, checkpoint: str | None
     ) -> Sam2Segmenter:
-        from mskbench.segmenters.architecture import checkpoint_architecture, sam2_model
+        from mskbench.segmenters.architecture import sam2_model
 
         check_precision(device, precision, cls.architecture)
         config = sam2_config(version, variant)
-        key = sam2_checkpoint_key(version, variant)
-        path = str(resolve_checkpoint(key, checkpoint))
-        architecture = checkpoint_architecture(path)  # a checkpoint `mskbench train` wrote: its card's
-        model = sam2_model(config, architecture)
-        label = config if architecture == "full" else f"{config} ({architecture}, as its card records)"
-        weights = load_weights(model, key, path, arch=label)
+        model, weights = load_card_architecture(lambda architecture: sam2_model(config, architecture),
+                                                sam2_checkpoint_key(version, variant), checkpoint, config)
         return cls(model, device=device, precision=precision, variant=f"{version}/{variant}", weights=weights)
 
     def _model_inputs(self, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ and a whole volume of embeddings lives in host memory, not on the GPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,15 +164,24 @@ def sam_from_checkpoint(cls: type, build: str, key: str, arch: str, variant: str
     """A segmenter of ``cls`` on segment_anything's registry model ``build`` with the verified checkpoint ``key``
     (SAM, SAMRI, MedSAM and SAM weights through MedSAM's recipe all load this way); precision checked first.
     A checkpoint `mskbench train` wrote builds the architecture its card records (:mod:`.architecture`)."""
-    from mskbench.segmenters.architecture import checkpoint_architecture, sam_model
+    from mskbench.segmenters.architecture import sam_model
 
     check_precision(device, precision, cls.architecture)
+    model, weights = load_card_architecture(lambda architecture: sam_model(build, architecture), key, checkpoint, arch)
+    return cls(model, device=device, precision=precision, variant=variant, weights=weights)
+
+
+def load_card_architecture(build: Callable[[str], torch.nn.Module], key: str, checkpoint: str | None,
+                           arch: str) -> tuple[torch.nn.Module, Weights]:
+    """The model ``build(architecture)`` makes for the architecture ``checkpoint``'s card records ("full" without
+    a card: :mod:`.architecture`), with the checkpoint loaded by :func:`load_weights`; SAM and SAM 2 load so."""
+    from mskbench.segmenters.architecture import checkpoint_architecture
+
     path = str(resolve_checkpoint(key, checkpoint))
     architecture = checkpoint_architecture(path)
-    model = sam_model(build, architecture)
+    model = build(architecture)
     label = arch if architecture == "full" else f"{arch} ({architecture}, as its card records)"
-    weights = load_weights(model, key, path, arch=label)
-    return cls(model, device=device, precision=precision, variant=variant, weights=weights)
+    return model, load_weights(model, key, path, arch=label)
 
 
 def weights_manifest(model: Any) -> dict[str, Any]:

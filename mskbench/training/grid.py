@@ -174,7 +174,8 @@ def expand(base: dict[str, Any], grid: Mapping[str, Any], where: str, default_na
         _target(base, path, at)
         axes.append((path, values))
     short = _short_names([path for path, _ in axes])
-    recipe_name = (base.get("recipe") or {}).get("name") if isinstance(base.get("recipe"), Mapping) else None
+    named = base.get("recipe")
+    recipe_name = named.get("name") if isinstance(named, Mapping) else None
     runs, seen = [], {}
     for combination in itertools.product(*(values for _, values in axes)):
         recipe = deepcopy(base)
@@ -202,7 +203,8 @@ def untrained_base(base: dict[str, Any], evaluate: Mapping[str, Any], default_na
         return None
     recipe = deepcopy(base)
     recipe.setdefault("train", {})["epochs"] = 0
-    recipe_name = (base.get("recipe") or {}).get("name") if isinstance(base.get("recipe"), Mapping) else None
+    named = base.get("recipe")
+    recipe_name = named.get("name") if isinstance(named, Mapping) else None
     recipe.setdefault("recipe", {})["name"] = f"{recipe_name or default_name}_{BASE_RUN}"
     return GridRun(BASE_RUN, {}, recipe)
 
